@@ -1,0 +1,62 @@
+# storefront-graphql: every target installs what it needs first. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+BIN := .venv/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+
+.PHONY: help install migrate seed run test lint format typecheck importlint pytest schema migration bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV) ## Install the locked dependencies into .venv
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+migrate: install ## Apply database migrations (DATABASE_URL, or the embedded SQLite file)
+	$(BIN)/alembic upgrade head
+
+seed: migrate ## Load the demo data (development only; idempotent)
+	$(BIN)/python -m api.seed
+
+run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
+	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m api.seed; fi
+	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT)
+
+test: install lint typecheck importlint pytest ## Lint, type-check and run the whole suite
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## mypy --strict
+	$(BIN)/mypy .
+
+importlint: install ## Check the layering contracts
+	$(BIN)/lint-imports
+
+pytest: install ## Run the tests (TEST_DATABASE_URL selects PostgreSQL; default SQLite)
+	$(BIN)/pytest --cov --cov-report=term
+
+schema: install ## Regenerate schema/schema.graphql from the code
+	$(BIN)/python -m schema.export
+
+migration: install ## Autogenerate a migration: make migration name=add_thing
+	@test -n "$(name)" || (echo "usage: make migration name=<slug>" && exit 2)
+	$(BIN)/alembic revision --autogenerate -m "$(name)"
+
+bench: install ## The benchmark of record (PostgreSQL; see bench/README.md)
+	$(MAKE) -C bench run

@@ -1,0 +1,55 @@
+"""The application factory: the composition root of the service."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from api import health
+from api.db import create_engine, create_sessionmaker
+from api.graphql import create_graphql_router
+from api.observability import RequestIdMiddleware, configure_logging
+from api.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI app; the engine lives in the lifespan, created and disposed with it."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.shutting_down = False
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            await engine.dispose()
+
+    app = FastAPI(
+        title="storefront-graphql",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.include_router(health.router)
+    app.include_router(create_graphql_router(settings), prefix="/graphql")
+    # Added last = outermost: request id first, so every later layer and log line has it.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    return app

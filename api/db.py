@@ -1,0 +1,88 @@
+"""Engine and session factories, and the request's single, serialised database session."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from api.settings import Settings
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Create the process's engine: asyncpg with a sized pool, or aiosqlite for the embedded default."""
+    url = settings.effective_database_url
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            url,
+            echo=settings.db_echo,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        )
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    return create_async_engine(
+        url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory; objects stay usable after commit (no lazy reloads)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class RequestDb:
+    """The request's only AsyncSession, used by one task at a time.
+
+    Strawberry resolves sibling fields concurrently and aiodataloader runs each batch in its
+    own task, while an AsyncSession must never be used by two tasks at once. Every use goes
+    through `read()` or `transaction()`, which hold a lock for the duration. The lock is not
+    re-entrant: never await a loader while holding it.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """Lend the session for reads; its connection stays checked out until `close()`."""
+        async with self._lock:
+            yield self._session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """Lend the session for one unit of work: commit on success, roll back on any error."""
+        async with self._lock:
+            try:
+                yield self._session
+            except BaseException:
+                await self._session.rollback()
+                raise
+            await self._session.commit()
+
+    async def close(self) -> None:
+        """Release the connection; never commits."""
+        await self._session.close()

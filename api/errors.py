@@ -1,0 +1,88 @@
+"""Error shaping: every GraphQL error gets `extensions.code` and `requestId`; internals are masked."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
+
+from domains.common.exceptions import ClientError
+
+INTERNAL_ERROR_MESSAGE = "Internal server error"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+logger = structlog.get_logger("api.errors")
+
+
+def error_code(error: GraphQLError) -> str:
+    """Classify an error: a client error's own code, bad variables, an invalid document, or internal."""
+    original = error.original_error
+    if isinstance(original, ClientError):
+        return original.code
+    if error.path is None:
+        if error.message.startswith("Variable '$"):
+            return BAD_USER_INPUT
+        if original is None or isinstance(original, GraphQLError):
+            return GRAPHQL_VALIDATION_FAILED
+    existing = (error.extensions or {}).get("code")
+    if original is None and isinstance(existing, str) and existing != INTERNAL_SERVER_ERROR:
+        return existing
+    return INTERNAL_SERVER_ERROR
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Tell whether an error must be masked (and logged with its traceback)."""
+    return error_code(error) == INTERNAL_SERVER_ERROR
+
+
+def request_id_of(execution_context: ExecutionContext | None) -> str | None:
+    """Read the request id from a Strawberry execution context, when there is one."""
+    context = getattr(execution_context, "context", None)
+    return getattr(context, "request_id", None)
+
+
+def log_unexpected(errors: Iterable[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    """Log every unexpected error once, with its traceback, under the request id."""
+    for error in errors:
+        if not is_unexpected(error):
+            continue
+        original = error.original_error or error
+        logger.error(
+            "graphql.unexpected_error",
+            path=list(error.path) if error.path else None,
+            operation_name=getattr(execution_context, "operation_name", None),
+            exc_info=(type(original), original, original.__traceback__),
+        )
+
+
+class ErrorFormatter(MaskErrors):
+    """MaskErrors that also stamps `code` and `requestId` on every error it lets through."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR_MESSAGE)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        request_id = request_id_of(self.execution_context)
+        shaped: list[GraphQLError] = []
+        for error in errors:
+            code = error_code(error)
+            kept = self.anonymise_error(error) if code == INTERNAL_SERVER_ERROR else error
+            extensions: dict[str, Any] = {**(error.extensions or {}), "code": code, "requestId": request_id}
+            if code == INTERNAL_SERVER_ERROR:
+                extensions = {"code": code, "requestId": request_id}
+            shaped.append(
+                GraphQLError(
+                    kept.message,
+                    nodes=kept.nodes,
+                    source=kept.source,
+                    positions=kept.positions,
+                    path=kept.path,
+                    original_error=kept.original_error,
+                    extensions=extensions,
+                )
+            )
+        return shaped

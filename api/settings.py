@@ -1,0 +1,123 @@
+"""Application settings, read from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "development-only-secret-change-me-in-production"  # noqa: S105 - refused in production
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./storefront.db"
+MIN_JWT_SECRET_LENGTH = 32
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; environment variables use the upper-case field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: AppEnv = AppEnv.DEVELOPMENT
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_echo: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    log_level: str = "INFO"
+
+    default_page_size: int = Field(default=20, ge=1)
+    max_page_size: int = Field(default=100, ge=1)
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("cors_origins", "trusted_hosts", mode="before")
+    @classmethod
+    def _parse_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        for prefix in ("postgresql://", "postgres://", "postgresql+asyncpg://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value.removeprefix(prefix)
+        for prefix in ("sqlite://", "sqlite+aiosqlite://"):
+            if value.startswith(prefix):
+                return "sqlite+aiosqlite://" + value.removeprefix(prefix)
+        msg = (
+            "DATABASE_URL must start with postgresql://, postgresql+asyncpg:// or "
+            f"sqlite+aiosqlite:// (got a URL with scheme {value.split(':', 1)[0]!r})"
+        )
+        raise ValueError(msg)
+
+    @model_validator(mode="after")
+    def _enforce_production_rules(self) -> Self:
+        if self.app_env is not AppEnv.PRODUCTION:
+            return self
+        problems = []
+        if self.database_url is None:
+            problems.append("DATABASE_URL must be set in production")
+        secret = self.jwt_secret.get_secret_value()
+        if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_JWT_SECRET_LENGTH:
+            problems.append(
+                f"JWT_SECRET must be set to a random value of at least {MIN_JWT_SECRET_LENGTH} characters in production"
+            )
+        if not self.cors_origins or "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS must list explicit origins in production ('*' is refused)")
+        if not self.trusted_hosts or "*" in self.trusted_hosts:
+            problems.append("TRUSTED_HOSTS must list explicit host names in production ('*' is refused)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env is AppEnv.PRODUCTION
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or DEFAULT_SQLITE_URL
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process settings, read once."""
+    return Settings()

@@ -1,0 +1,256 @@
+"""Keyset (cursor) pagination over SQLAlchemy selects, for single lists and batched per parent.
+
+A page is ordered by one sort key plus the primary key as tie-breaker, both in the same
+direction, and continues strictly after (or before) the (key, id) pair held in a cursor.
+Because the position is a value and not an offset, rows inserted between two requests
+never make a page skip or repeat a row.
+
+Cursors are opaque to clients: base64url of `[order_tag, key, id]`. The tag names the
+ordering a cursor was made for, so a cursor from another ordering or a tampered one is
+refused instead of silently returning the wrong page.
+"""
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Generic, Literal, TypeVar
+
+import orjson
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+from domains.common.exceptions import BadUserInputError
+
+T = TypeVar("T")
+KeyKind = Literal["datetime", "decimal", "str", "int"]
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MALFORMED_CURSOR = "The cursor is malformed or was made for another ordering."
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One orderable column: its public tag, the column, and how its values travel in cursors."""
+
+    tag: str
+    column: InstrumentedAttribute[Any]
+    kind: KeyKind
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    tag: str
+    key: Any
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Validated pagination arguments: a page size, a direction, and optional bounds."""
+
+    size: int
+    backward: bool
+    after: Cursor | None
+    before: Cursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    key: SortKey
+    descending: bool
+
+    @property
+    def tag(self) -> str:
+        return f"{self.key.tag}:{'DESC' if self.descending else 'ASC'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of rows, with the cursor of each row and whether more rows lie on either side."""
+
+    rows: list[T]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def _encode_key(kind: KeyKind, value: Any) -> Any:
+    if kind == "datetime":
+        return value.isoformat()
+    if kind == "decimal":
+        return str(value)
+    return value
+
+
+def _decode_key(kind: KeyKind, value: Any) -> Any:
+    if kind == "datetime" and isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(value)
+        return parsed
+    if kind == "decimal" and isinstance(value, str):
+        return Decimal(value)
+    if kind == "str" and isinstance(value, str):
+        return value
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(value)
+
+
+def encode_cursor(ordering: Ordering, key: Any, row_id: int) -> str:
+    """Return the opaque cursor of a row under an ordering."""
+    raw = orjson.dumps([ordering.tag, _encode_key(ordering.key.kind, key), row_id])
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_cursor(ordering: Ordering, value: str) -> Cursor:
+    """Parse a client's cursor, refusing one that is malformed or made for another ordering."""
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+        tag, key, row_id = orjson.loads(raw)
+        if tag != ordering.tag or not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise ValueError(value)
+        return Cursor(tag=tag, key=_decode_key(ordering.key.kind, key), id=row_id)
+    except (ValueError, TypeError, UnicodeError, binascii.Error, InvalidOperation) as exc:
+        raise BadUserInputError(MALFORMED_CURSOR) from exc
+
+
+def page_request(
+    ordering: Ordering,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    default_size: int = DEFAULT_PAGE_SIZE,
+    max_size: int = MAX_PAGE_SIZE,
+) -> PageRequest:
+    """Validate Relay pagination arguments into a page request."""
+    if first is not None and last is not None:
+        msg = "Pass either `first` or `last`, not both."
+        raise BadUserInputError(msg)
+    count = first if first is not None else last
+    if count is not None and not 0 <= count <= max_size:
+        msg = f"`first` and `last` take a value from 0 to {max_size}."
+        raise BadUserInputError(msg)
+    return PageRequest(
+        size=default_size if count is None else count,
+        backward=last is not None,
+        after=decode_cursor(ordering, after) if after is not None else None,
+        before=decode_cursor(ordering, before) if before is not None else None,
+    )
+
+
+def _bounds(ordering: Ordering, id_column: InstrumentedAttribute[int], page: PageRequest) -> list[ColumnElement[bool]]:
+    column = ordering.key.column
+    pair = tuple_(column, id_column)
+
+    def bound(cursor: Cursor) -> ColumnElement[Any]:
+        # Typed binds, so that a datetime or decimal key is sent the way the column stores it.
+        return tuple_(
+            bindparam(None, cursor.key, type_=column.type),
+            bindparam(None, cursor.id, type_=id_column.type),
+        )
+
+    conditions: list[ColumnElement[bool]] = []
+    if page.after is not None:
+        after = bound(page.after)
+        conditions.append(pair < after if ordering.descending else pair > after)
+    if page.before is not None:
+        before = bound(page.before)
+        conditions.append(pair > before if ordering.descending else pair < before)
+    return conditions
+
+
+def _order_by(ordering: Ordering, id_column: InstrumentedAttribute[int], page: PageRequest) -> list[ColumnElement[Any]]:
+    # Fetching backwards reads the ordering reversed from the `before` bound, then flips the rows.
+    descending = ordering.descending != page.backward
+    columns = (ordering.key.column, id_column)
+    return [column.desc() if descending else column.asc() for column in columns]
+
+
+def keyset_select(
+    stmt: Select[Any], ordering: Ordering, id_column: InstrumentedAttribute[int], page: PageRequest
+) -> Select[Any]:
+    """Bound, order and limit a select to one page (plus one row to tell if more follow)."""
+    return (
+        stmt.where(*_bounds(ordering, id_column, page))
+        .order_by(*_order_by(ordering, id_column, page))
+        .limit(page.size + 1)
+    )
+
+
+def keyset_window_select(
+    stmt: Select[Any],
+    entity: type[Any],
+    partition: InstrumentedAttribute[Any],
+    ordering: Ordering,
+    id_column: InstrumentedAttribute[int],
+    page: PageRequest,
+) -> Select[Any]:
+    """Page a select per parent in one statement: ROW_NUMBER() over each parent's rows.
+
+    `stmt` selects `entity` rows for many parents; the result holds, for each parent, at most
+    one page plus one row, ordered by parent and position.
+    """
+    position = (
+        func.row_number()
+        .over(partition_by=partition, order_by=_order_by(ordering, id_column, page))
+        .label("page_position")
+    )
+    inner = stmt.where(*_bounds(ordering, id_column, page)).add_columns(position).subquery()
+    row = aliased(entity, inner)
+    return (
+        select(row)
+        .where(inner.c.page_position <= page.size + 1)
+        .order_by(inner.c[partition.key], inner.c.page_position)
+    )
+
+
+def to_page(
+    rows: Sequence[T],
+    ordering: Ordering,
+    page: PageRequest,
+    key_of: Callable[[T], tuple[Any, int]],
+) -> Page[T]:
+    """Trim the look-ahead row, restore the order of a backward read, and make the cursors."""
+    has_more = len(rows) > page.size
+    kept = list(rows[: page.size])
+    if page.backward:
+        kept.reverse()
+    cursors = [encode_cursor(ordering, *key_of(row)) for row in kept]
+    if page.backward:
+        return Page(kept, cursors, has_next_page=page.before is not None, has_previous_page=has_more)
+    return Page(kept, cursors, has_next_page=has_more, has_previous_page=page.after is not None)
+
+
+def attribute_key(ordering: Ordering) -> Callable[[Any], tuple[Any, int]]:
+    """Return a function reading a row's (sort key, id) pair from its ORM attributes."""
+    name = ordering.key.column.key
+
+    def key_of(row: Any) -> tuple[Any, int]:
+        return getattr(row, name), row.id
+
+    return key_of
+
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "Cursor",
+    "Ordering",
+    "Page",
+    "PageRequest",
+    "SortKey",
+    "attribute_key",
+    "decode_cursor",
+    "encode_cursor",
+    "keyset_select",
+    "keyset_window_select",
+    "page_request",
+    "to_page",
+]

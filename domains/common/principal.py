@@ -1,0 +1,55 @@
+"""Who is asking: the authenticated subject of a request, free of any HTTP or GraphQL type."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CUSTOMER = "CUSTOMER"
+    STAFF = "STAFF"
+    ADMIN = "ADMIN"
+
+
+ROLE_DESCRIPTIONS = {
+    Role.CUSTOMER: "Shops: places orders and writes reviews.",
+    Role.STAFF: "Runs the store: manages the catalog and all orders; includes CUSTOMER.",
+    Role.ADMIN: "Manages accounts and roles; includes STAFF.",
+}
+
+# A role implies every role below it: an admin can do what staff can, staff what customers can.
+_IMPLIED: dict[Role, frozenset[Role]] = {
+    Role.CUSTOMER: frozenset({Role.CUSTOMER}),
+    Role.STAFF: frozenset({Role.CUSTOMER, Role.STAFF}),
+    Role.ADMIN: frozenset({Role.CUSTOMER, Role.STAFF, Role.ADMIN}),
+}
+
+
+def effective_roles(roles: frozenset[Role]) -> frozenset[Role]:
+    """Return the roles granted, including the ones each role implies."""
+    granted: set[Role] = set()
+    for role in roles:
+        granted |= _IMPLIED[role]
+    return frozenset(granted)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The subject of a request: anonymous, a user, or a user's API key with its own roles."""
+
+    user_id: int | None = None
+    roles: frozenset[Role] = frozenset()
+    api_key_prefix: str | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user_id is not None
+
+    def has_role(self, role: Role) -> bool:
+        return role in effective_roles(self.roles)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.has_role(Role.STAFF)
+
+
+ANONYMOUS = Principal()

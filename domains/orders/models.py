@@ -1,0 +1,63 @@
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domains.common.base import Base, TimestampMixin
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+class Order(TimestampMixin, Base):
+    __tablename__ = "order"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('PENDING', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED')",
+            name="status_valid",
+        ),
+        UniqueConstraint("customer_id", "idempotency_key"),
+        Index(None, "customer_id", "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        Index(None, "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING.value)
+    total_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    # A digest of the ordered lines, to tell a retry from a reuse of the key for other items.
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class OrderItem(Base):
+    __tablename__ = "order_item"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1 AND quantity <= 999", name="quantity_range"),
+        UniqueConstraint("order_id", "product_id"),
+        Index(None, "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id", ondelete="RESTRICT"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    line_total: Mapped[Decimal] = mapped_column(Numeric(14, 2))

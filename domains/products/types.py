@@ -1,0 +1,227 @@
+"""GraphQL types of the catalog: Category, Product, Review."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Self
+
+import strawberry
+from strawberry import relay
+
+from api.context import Info
+from domains.common.connection import After, Before, Connection, First, Last
+from domains.common.keyset import page_request
+from domains.common.scalars import Money
+from domains.products import models
+from domains.products import repository as products_repository
+from domains.products.inputs import (
+    DEFAULT_PRODUCT_ORDER,
+    DEFAULT_REVIEW_ORDER,
+    ProductFilter,
+    ProductOrder,
+    ReviewOrder,
+)
+from domains.users import types as users_types
+
+if TYPE_CHECKING:
+    from domains.users.types import User
+
+UserRef = Annotated["User", strawberry.lazy("domains.users.types")]
+
+
+def _pk(node_id: str) -> int:
+    return int(node_id)
+
+
+@strawberry.type(description="A node of the category tree. Public.")
+class Category(relay.Node):
+    pk: relay.NodeID[int]
+    name: str = strawberry.field(description="Display name.")
+    slug: str = strawberry.field(description="URL-safe unique name.")
+    description: str = strawberry.field(description="Longer text; may be empty.")
+    parent_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, row: models.Category) -> Self:
+        return cls(pk=row.id, name=row.name, slug=row.slug, description=row.description, parent_id=row.parent_id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        rows = await info.context.loaders.products.category_by_id.load_many([_pk(i) for i in node_ids])
+        return [cls.from_model(row) if row else None for row in rows]
+
+    @strawberry.field(description="The enclosing category; null for a top-level category.")
+    async def parent(self, info: Info) -> "Category | None":
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.products.category_by_id.load(self.parent_id)
+        return Category.from_model(row) if row else None
+
+    @strawberry.field(description="The direct subcategories, by name.")
+    async def children(self, info: Info) -> list["Category"]:
+        rows = await info.context.loaders.products.categories_by_parent_id.load(self.pk)
+        return [Category.from_model(row) for row in rows]
+
+    @strawberry.field(
+        description="Products of this category (not of its subcategories); same filter and order as `products`."
+    )
+    async def products(
+        self,
+        info: Info,
+        filter: Annotated[
+            ProductFilter | None, strawberry.argument(description="Conditions; its `categoryId` is ignored here.")
+        ] = None,
+        order_by: Annotated[
+            ProductOrder | None, strawberry.argument(description="Sort order; default newest first.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection["Product"]:
+        where = (filter or ProductFilter()).to_filter(category_id=self.pk)
+        return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
+
+
+@strawberry.type(description="Review statistics of a product.")
+class ProductRating:
+    average: float | None = strawberry.field(description="Mean rating from 1 to 5; null when there are no reviews.")
+    count: int = strawberry.field(description="Number of reviews.")
+
+
+@strawberry.type(description="Something the store sells. Unpublished products are visible to staff only.")
+class Product(relay.Node):
+    pk: relay.NodeID[int]
+    sku: str = strawberry.field(description="Stock-keeping unit, unique.")
+    name: str = strawberry.field(description="Display name.")
+    slug: str = strawberry.field(description="URL-safe unique name.")
+    description: str = strawberry.field(description="Longer text; may be empty.")
+    price: Money = strawberry.field(description="Current unit price.")
+    in_stock: bool = strawberry.field(description="Whether at least one unit can be ordered.")
+    rating: ProductRating = strawberry.field(description="Review statistics.")
+    created_at: datetime = strawberry.field(description="When the product was added.")
+    updated_at: datetime = strawberry.field(description="When the product last changed.")
+    category_id: strawberry.Private[int | None]
+    units: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, row: models.Product) -> Self:
+        return cls(
+            pk=row.id,
+            sku=row.sku,
+            name=row.name,
+            slug=row.slug,
+            description=row.description,
+            price=Money(amount=row.price, currency=row.currency),
+            in_stock=row.stock > 0,
+            rating=ProductRating(
+                average=float(row.rating_average) if row.rating_count else None, count=row.rating_count
+            ),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            category_id=row.category_id,
+            units=row.stock,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        rows = await info.context.loaders.products.product_by_id.load_many([_pk(i) for i in node_ids])
+        return [cls.from_model(row) if row else None for row in rows]
+
+    @classmethod
+    async def list_connection(
+        cls,
+        info: Info,
+        where: products_repository.ProductFilter,
+        order_by: ProductOrder | None,
+        **pagination: int | str | None,
+    ) -> Connection["Product"]:
+        ordering = order_by.to_ordering() if order_by else DEFAULT_PRODUCT_ORDER
+        page = page_request(ordering, **pagination)  # type: ignore[arg-type]
+        db, principal = info.context.db, info.context.principal
+        async with db.read() as session:
+            rows = await products_repository.list_products(session, principal, where, ordering, page)
+
+        async def count() -> int:
+            async with db.read() as session:
+                return await products_repository.count_products(session, principal, where)
+
+        return Connection.from_page(rows, cls.from_model, count)
+
+    @strawberry.field(description="Units in stock. Staff only; null for everyone else.")
+    def stock(self, info: Info) -> int | None:
+        return self.units if info.context.principal.is_staff else None
+
+    @strawberry.field(description="The product's category; null when uncategorised.")
+    async def category(self, info: Info) -> Category | None:
+        if self.category_id is None:
+            return None
+        row = await info.context.loaders.products.category_by_id.load(self.category_id)
+        return Category.from_model(row) if row else None
+
+    @strawberry.field(description="Reviews of this product; newest first unless ordered otherwise.")
+    async def reviews(
+        self,
+        info: Info,
+        order_by: Annotated[
+            ReviewOrder | None, strawberry.argument(description="Sort order; default newest first.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection["Review"]:
+        ordering = order_by.to_ordering() if order_by else DEFAULT_REVIEW_ORDER
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders.products
+        rows = await loaders.reviews_by_product_id.load((self.pk, ordering, page))
+        return Connection.from_page(rows, Review.from_model, lambda: loaders.review_count_by_product_id.load(self.pk))
+
+
+@strawberry.type(description="A customer's rating and opinion of a product; one per customer and product. Public.")
+class Review(relay.Node):
+    pk: relay.NodeID[int]
+    rating: int = strawberry.field(description="From 1 (worst) to 5 (best).")
+    title: str = strawberry.field(description="Headline; may be empty.")
+    body: str = strawberry.field(description="Text of the review; may be empty.")
+    created_at: datetime = strawberry.field(description="When the review was written.")
+    product_id: strawberry.Private[int]
+    user_id: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, row: models.Review) -> Self:
+        return cls(
+            pk=row.id,
+            rating=row.rating,
+            title=row.title,
+            body=row.body,
+            created_at=row.created_at,
+            product_id=row.product_id,
+            user_id=row.user_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        rows = await info.context.loaders.products.review_by_id.load_many([_pk(i) for i in node_ids])
+        return [cls.from_model(row) if row else None for row in rows]
+
+    @strawberry.field(description="Who wrote the review.")
+    async def author(self, info: Info) -> UserRef:
+        row = await info.context.loaders.users.user_by_id.load(self.user_id)
+        if row is None:
+            msg = f"review {self.pk} has no author row"
+            raise LookupError(msg)
+        return users_types.User.from_model(row)
+
+    @strawberry.field(description="The reviewed product.")
+    async def product(self, info: Info) -> Product:
+        row = await info.context.loaders.products.product_by_id.load(self.product_id)
+        if row is None:
+            msg = f"review {self.pk} is on an invisible product"
+            raise LookupError(msg)
+        return Product.from_model(row)

@@ -1,0 +1,18 @@
+"""SQL for users."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domains.users.models import User
+
+
+async def get_users_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[User]:
+    """Get the users among these ids."""
+    return list((await session.scalars(select(User).where(User.id.in_(ids)))).all())
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    """Get a user by e-mail address (stored lower-cased)."""
+    return (await session.scalars(select(User).where(User.email == email.lower()))).one_or_none()

@@ -1,0 +1,74 @@
+"""GraphQL types of accounts."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Self
+
+import strawberry
+from strawberry import relay
+
+from api.context import Info
+from domains.common.connection import After, Before, Connection, First, Last
+from domains.common.enums import described_enum
+from domains.common.keyset import page_request
+from domains.common.principal import ROLE_DESCRIPTIONS
+from domains.common.principal import Role as RoleValue
+from domains.products import types as products_types
+from domains.products.inputs import DEFAULT_REVIEW_ORDER
+from domains.users import models
+from domains.users import service as users_service
+
+if TYPE_CHECKING:
+    from domains.products.types import Review
+
+ReviewRef = Annotated["Review", strawberry.lazy("domains.products.types")]
+
+Role = described_enum(
+    RoleValue,
+    name="Role",
+    description="What an account may do; each role includes the ones below it.",
+    values=ROLE_DESCRIPTIONS,
+)
+
+
+@strawberry.type(description="An account. Its e-mail, roles and orders are visible to the user and staff only.")
+class User(relay.Node):
+    pk: relay.NodeID[int]
+    name: str = strawberry.field(description="Display name.")
+    created_at: datetime = strawberry.field(description="When the account was registered.")
+    private_email: strawberry.Private[str]
+    private_roles: strawberry.Private[list[str]]
+
+    @classmethod
+    def from_model(cls, row: models.User) -> Self:
+        return cls(
+            pk=row.id, name=row.name, created_at=row.created_at, private_email=row.email, private_roles=row.roles
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        rows = await info.context.loaders.users.user_by_id.load_many([int(i) for i in node_ids])
+        return [cls.from_model(row) if row else None for row in rows]
+
+    @strawberry.field(description="E-mail address, lower-cased. Null unless you are this user or staff.")
+    def email(self, info: Info) -> str | None:
+        return self.private_email if users_service.can_view_private_fields(info.context.principal, self.pk) else None
+
+    @strawberry.field(description="Granted roles. Null unless you are this user or staff.")
+    def roles(self, info: Info) -> list[Role] | None:  # type: ignore[valid-type]
+        if not users_service.can_view_private_fields(info.context.principal, self.pk):
+            return None
+        return [RoleValue(role) for role in self.private_roles]
+
+    @strawberry.field(description="Reviews this user wrote, newest first.")
+    async def reviews(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> Connection[ReviewRef]:
+        page = page_request(DEFAULT_REVIEW_ORDER, first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders.products
+        rows = await loaders.reviews_by_user_id.load((self.pk, DEFAULT_REVIEW_ORDER, page))
+        return Connection.from_page(
+            rows, products_types.Review.from_model, lambda: loaders.review_count_by_user_id.load(self.pk)
+        )

@@ -1,0 +1,10 @@
+"""Every domain's ORM models in one metadata, for Alembic and the test database set-up."""
+
+from domains.common.base import Base
+from domains.orders import models as orders_models
+from domains.products import models as products_models
+from domains.users import models as users_models
+
+metadata = Base.metadata
+
+__all__ = ["metadata", "orders_models", "products_models", "users_models"]

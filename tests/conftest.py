@@ -1,0 +1,113 @@
+"""Test set-up: one migrated database per xdist worker, one app per test, cleanup after each test.
+
+`TEST_DATABASE_URL` (a PostgreSQL URL) runs the suite on PostgreSQL: each worker creates its
+own database on that server and drops it at the end. Without it, each worker gets a SQLite file.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import delete, make_url, update
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from api.app import create_app
+from api.db import create_engine, create_sessionmaker
+from api.settings import Settings
+from schema.models import metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+async def _recreate_postgres_database(server_url: str, name: str, *, drop_only: bool = False) -> None:
+    admin_url = make_url(Settings(database_url=server_url).effective_database_url).set(database="postgres")
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if not drop_only:
+                await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        await engine.dispose()
+
+
+def migrate(database_url: str) -> None:
+    """Bring a database to the head revision with Alembic, as production does."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        migrate(url)
+        yield url
+        return
+    name = f"storefront_test_{_worker()}_{os.getpid()}"
+    asyncio.run(_recreate_postgres_database(server, name))
+    server_url = make_url(Settings(database_url=server).effective_database_url)
+    rendered = server_url.set(database=name).render_as_string(hide_password=False)
+    migrate(rendered)
+    yield rendered
+    asyncio.run(_recreate_postgres_database(server, name, drop_only=True))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, db_pool_size=5, db_max_overflow=5, _env_file=None)
+
+
+@pytest.fixture
+async def db_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and inspecting data, outside the app."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(settings: Settings) -> AsyncIterator[None]:
+    """Delete every row after each test, children first; works with real concurrent transactions."""
+    yield
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                # Self-references (the category tree) would refuse a one-statement delete.
+                self_refs = {fk.parent.name for fk in table.foreign_keys if fk.column.table is table}
+                if self_refs:
+                    await connection.execute(update(table).values(dict.fromkeys(self_refs)))
+                await connection.execute(delete(table))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http:
+        yield http
