@@ -1,0 +1,18 @@
+"""Gunicorn settings for production (`make serve`, the Dockerfile, the benchmark).
+
+Gunicorn treats every module global as a setting, so helpers are imported under _names.
+"""
+
+import multiprocessing as _multiprocessing
+import os as _os
+
+wsgi_app = "api.app:create_app()"
+worker_class = "uvicorn_worker.UvicornWorker"
+bind = _os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(_os.environ.get("WEB_CONCURRENCY", 2 * _multiprocessing.cpu_count() + 1))
+timeout = int(_os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = int(_os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(_os.environ.get("GUNICORN_KEEPALIVE", "5"))  # 65 behind an AWS ALB
+max_requests = int(_os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = int(_os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100"))
+accesslog = None  # the app writes one structured access line per request
