@@ -30,7 +30,7 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-async def _recreate_postgres_database(server_url: str, name: str, *, drop_only: bool = False) -> None:
+async def recreate_postgres_database(server_url: str, name: str, *, drop_only: bool = False) -> None:
     admin_url = make_url(Settings(database_url=server_url).effective_database_url).set(database="postgres")
     engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -59,12 +59,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     name = f"storefront_test_{_worker()}_{os.getpid()}"
-    asyncio.run(_recreate_postgres_database(server, name))
+    asyncio.run(recreate_postgres_database(server, name))
     server_url = make_url(Settings(database_url=server).effective_database_url)
     rendered = server_url.set(database=name).render_as_string(hide_password=False)
     migrate(rendered)
     yield rendered
-    asyncio.run(_recreate_postgres_database(server, name, drop_only=True))
+    asyncio.run(recreate_postgres_database(server, name, drop_only=True))
 
 
 @pytest.fixture

@@ -1,0 +1,207 @@
+import base64
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domains.common.ids import encode_global_id
+from tests.factories import create_product, create_review, create_user
+from tests.graphql import error_codes, gql, post
+
+PAGE = """
+query ($order: ProductOrder, $first: Int, $after: String, $last: Int, $before: String) {
+  products(orderBy: $order, first: $first, after: $after, last: $last, before: $before) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id name createdAt price { amount } rating { average } } }
+  }
+}
+"""
+FIELDS = ["CREATED_AT", "PRICE", "NAME", "RATING"]
+PAGE_SIZE = 3
+# Prices and ratings repeat on purpose: the id tie-breaker must keep every page exact.
+PRICES = ["5.00", "7.50", "5.00", "9.99", "7.50", "5.00", "12.00", "9.99", "1.00", "7.50"]
+NAMES = ["Kettle", "Anvil", "Lamp", "anchor", "Zebra", "Kettle", "Mug", "Bowl", "Anvil", "Quilt"]
+RATINGS = [[5], [3, 4], [], [5], [4, 3], [1], [], [2, 5], [5], [3]]
+
+
+def _sort_key(field: str, node: dict[str, Any]) -> Any:
+    if field == "CREATED_AT":
+        return datetime.fromisoformat(node["createdAt"])
+    if field == "PRICE":
+        return Decimal(node["price"]["amount"])
+    if field == "NAME":
+        return node["name"]
+    return Decimal(str(node["rating"]["average"] or 0))
+
+
+def _pk(node: dict[str, Any]) -> int:
+    return int(base64.b64decode(node["id"]).decode().split(":")[1])
+
+
+def _expected(field: str, direction: str, nodes: list[dict[str, Any]]) -> list[str]:
+    ordered = sorted(nodes, key=lambda n: (_sort_key(field, n), _pk(n)), reverse=direction == "DESC")
+    return [n["id"] for n in ordered]
+
+
+async def _catalog(session: AsyncSession) -> None:
+    reviewers = [await create_user(session) for _ in range(2)]
+    for price, name, ratings in zip(PRICES, NAMES, RATINGS, strict=True):
+        product = await create_product(session, price=price, name=name)
+        for reviewer, rating in zip(reviewers, ratings, strict=False):
+            await create_review(session, product=product, author=reviewer, rating=rating)
+    await session.commit()
+
+
+async def _walk(
+    client: AsyncClient, order: dict[str, str], *, backward: bool, session: AsyncSession
+) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    inserted = False
+    while True:
+        variables: dict[str, Any] = {"order": order}
+        variables.update({"last": PAGE_SIZE, "before": cursor} if backward else {"first": PAGE_SIZE, "after": cursor})
+        connection = (await gql(client, PAGE, variables))["products"]
+        nodes = [edge["node"] for edge in connection["edges"]]
+        seen = nodes + seen if backward else seen + nodes
+        info = connection["pageInfo"]
+        if not inserted:
+            # Rows inserted between two requests must neither repeat nor skip a row.
+            await create_product(session, price="6.00", name="Inserted Early")
+            await create_product(session, price="999.00", name="zzz Inserted Late")
+            await session.commit()
+            inserted = True
+        more = info["hasPreviousPage"] if backward else info["hasNextPage"]
+        if not more:
+            return seen
+        cursor = info["startCursor"] if backward else info["endCursor"]
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+async def test_walking_every_ordering_returns_each_product_once_in_order(
+    client: AsyncClient, db_session: AsyncSession, field: str, direction: str, backward: bool
+) -> None:
+    # given
+    await _catalog(db_session)
+    order = {"field": field, "direction": direction}
+    originals = (await gql(client, PAGE, {"order": order, "first": 100}))["products"]["edges"]
+    original_ids = [edge["node"]["id"] for edge in originals]
+
+    # when
+    seen = await _walk(client, order, backward=backward, session=db_session)
+
+    # then
+    seen_ids = [node["id"] for node in seen]
+    assert len(seen_ids) == len(set(seen_ids)), "a product was returned twice"
+    assert [i for i in seen_ids if i in original_ids] == original_ids
+    assert seen_ids == _expected(field, direction, seen)
+    assert original_ids == _expected(field, direction, [edge["node"] for edge in originals])
+
+
+async def test_page_info_and_cursors_describe_the_page(client: AsyncClient, db_session: AsyncSession) -> None:
+    # given
+    await _catalog(db_session)
+
+    # when
+    first = (await gql(client, PAGE, {"first": 4}))["products"]
+    second = (await gql(client, PAGE, {"first": 4, "after": first["pageInfo"]["endCursor"]}))["products"]
+
+    # then
+    assert first["pageInfo"]["hasNextPage"] is True
+    assert first["pageInfo"]["hasPreviousPage"] is False
+    assert first["pageInfo"]["startCursor"] == first["edges"][0]["cursor"]
+    assert first["pageInfo"]["endCursor"] == first["edges"][-1]["cursor"]
+    assert second["pageInfo"]["hasPreviousPage"] is True
+    assert {e["node"]["id"] for e in first["edges"]}.isdisjoint({e["node"]["id"] for e in second["edges"]})
+
+
+async def test_default_page_is_20_and_zero_is_an_empty_page(client: AsyncClient, db_session: AsyncSession) -> None:
+    # given
+    for _ in range(21):
+        await create_product(db_session)
+    await db_session.commit()
+
+    # when
+    default = (await gql(client, PAGE, {}))["products"]
+    empty = (await gql(client, PAGE, {"first": 0}))["products"]
+
+    # then
+    assert len(default["edges"]) == 20
+    assert default["pageInfo"]["hasNextPage"] is True
+    assert empty["edges"] == []
+    assert empty["pageInfo"]["endCursor"] is None
+
+
+def _cursor(payload: bytes) -> str:
+    return base64.urlsafe_b64encode(payload).decode()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"first": 1, "last": 1},
+        {"first": -1},
+        {"last": -5},
+        {"first": 101},
+        {"last": 101},
+        {"after": "garbage!!"},
+        {"before": _cursor(b"not json")},
+        {"after": _cursor(b'["PRICE:ASC", "1.00", 3]')},  # made for another ordering
+        {"after": _cursor(b'["CREATED_AT:DESC", "yesterday", 3]')},
+        {"after": _cursor(b'["CREATED_AT:DESC", "2026-01-01T00:00:00+00:00", "3"]')},
+        {"after": _cursor(b'["CREATED_AT:DESC", "2026-01-01T00:00:00", 3]')},  # no UTC offset
+        {"after": _cursor(b'["CREATED_AT:DESC", "2026-01-01T00:00:00+00:00"]')},
+    ],
+)
+async def test_bad_pagination_arguments_are_bad_user_input(client: AsyncClient, variables: dict[str, Any]) -> None:
+    # when
+    body = await post(client, PAGE, variables)
+
+    # then
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert body["data"] is None
+
+
+async def test_nested_connections_validate_their_arguments_too(client: AsyncClient, db_session: AsyncSession) -> None:
+    # given
+    product = await create_product(db_session)
+    await db_session.commit()
+    query = "query ($id: ID!) { node(id: $id) { ... on Product { reviews(first: 500) { totalCount } } } }"
+
+    # when
+    body = await post(client, query, {"id": encode_global_id("Product", product.id)})
+
+    # then
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert body["errors"][0]["path"] == ["node", "reviews"]
+
+
+async def test_reviews_page_per_product_by_rating_and_backwards(client: AsyncClient, db_session: AsyncSession) -> None:
+    # given
+    product = await create_product(db_session)
+    for rating in [3, 5, 1, 5, 4]:
+        await create_review(db_session, product=product, author=await create_user(db_session), rating=rating)
+    await db_session.commit()
+    query = """query ($id: ID!, $after: String) { node(id: $id) { ... on Product {
+        reviews(first: 2, after: $after, orderBy: {field: RATING, direction: DESC}) {
+          totalCount pageInfo { hasNextPage endCursor } nodes { rating } } } } }"""
+    back = """query ($id: ID!) { node(id: $id) { ... on Product {
+        reviews(last: 2, orderBy: {field: RATING, direction: ASC}) {
+          pageInfo { hasPreviousPage } nodes { rating } } } } }"""
+    gid = encode_global_id("Product", product.id)
+
+    # when
+    first = (await gql(client, query, {"id": gid}))["node"]["reviews"]
+    second = (await gql(client, query, {"id": gid, "after": first["pageInfo"]["endCursor"]}))["node"]["reviews"]
+    last = (await gql(client, back, {"id": gid}))["node"]["reviews"]
+
+    # then
+    assert first["totalCount"] == 5
+    assert [n["rating"] for n in first["nodes"] + second["nodes"]] == [5, 5, 4, 3]
+    assert second["pageInfo"]["hasNextPage"] is True
+    assert last == {"pageInfo": {"hasPreviousPage": True}, "nodes": [{"rating": 5}, {"rating": 5}]}
