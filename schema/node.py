@@ -1,28 +1,26 @@
 """`node` and `nodes`: any entity by global id, through the same loaders and rules as typed fields."""
 
 import asyncio
-import inspect
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from api.context import Info
 from domains.common.exceptions import BadUserInputError
 from domains.common.ids import MALFORMED_ID, decode_global_id
+from domains.common.node import Node
 
 MAX_NODES = 100
 
 
-async def _resolve(info: Info, global_id: str) -> relay.Node | None:
+async def _resolve(info: Info, global_id: str) -> Node | None:
     type_name, pk = decode_global_id(global_id)
     definition = info.schema.get_type_by_name(type_name)
     origin = getattr(definition, "origin", None)
-    if not isinstance(origin, type) or not issubclass(origin, relay.Node):
+    if not isinstance(origin, type) or not issubclass(origin, Node) or origin is Node:
         raise BadUserInputError(MALFORMED_ID)
-    resolved = origin.resolve_nodes(info=info, node_ids=[str(pk)], required=False)
-    nodes = await resolved if inspect.isawaitable(resolved) else resolved
-    return next(iter(nodes), None)
+    (node,) = await origin.resolve_nodes(info, [pk])
+    return node
 
 
 @strawberry.type
@@ -32,7 +30,7 @@ class NodeQuery:
         self,
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
-    ) -> relay.Node | None:
+    ) -> Node | None:
         return await _resolve(info, id)
 
     @strawberry.field(
@@ -45,7 +43,7 @@ class NodeQuery:
         self,
         info: Info,
         ids: Annotated[list[strawberry.ID], strawberry.argument(description=f"Global ids, at most {MAX_NODES}.")],
-    ) -> list[relay.Node | None]:
+    ) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             msg = f"`nodes` takes at most {MAX_NODES} ids."
             raise BadUserInputError(msg)

@@ -5,11 +5,12 @@ from typing import Annotated, Generic, Self, TypeVar
 
 import strawberry
 from strawberry import relay
-from strawberry.relay.types import NodeType
 
 from domains.common.keyset import Page
+from domains.common.node import Node
 
 RowT = TypeVar("RowT")
+NodeType = TypeVar("NodeType", bound=Node)
 
 First = Annotated[
     int | None,
@@ -29,8 +30,16 @@ Before = Annotated[
 ]
 
 
+@strawberry.type(name="Edge", description="One item of a page, with the cursor of its position.")
+class Edge(Generic[NodeType]):
+    cursor: str = strawberry.field(description="Opaque position; pass it as `after` or `before`.")
+    node: NodeType = strawberry.field(description="The item.")
+
+
 @strawberry.type(name="Connection", description="A page of a list, with cursors to move to the next or previous page.")
-class Connection(relay.Connection[NodeType], Generic[NodeType]):
+class Connection(Generic[NodeType]):
+    page_info: relay.PageInfo = strawberry.field(description="Where this page lies in the whole list.")
+    edges: list[Edge[NodeType]] = strawberry.field(description="The items of this page, with their cursors.")
     count_total: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="The items of this page, without their cursors.")
@@ -49,9 +58,7 @@ class Connection(relay.Connection[NodeType], Generic[NodeType]):
         count_total: Callable[[], Awaitable[int]],
     ) -> Self:
         """Wrap a keyset page of rows as a connection of GraphQL nodes."""
-        edges = [
-            relay.Edge(cursor=cursor, node=to_node(row)) for row, cursor in zip(page.rows, page.cursors, strict=True)
-        ]
+        edges = [Edge(cursor=cursor, node=to_node(row)) for row, cursor in zip(page.rows, page.cursors, strict=True)]
         page_info = relay.PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,

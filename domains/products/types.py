@@ -1,15 +1,15 @@
 """GraphQL types of the catalog: Category, Product, Review."""
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
-from strawberry import relay
 
 from api.context import Info
 from domains.common.connection import After, Before, Connection, First, Last
 from domains.common.keyset import page_request
+from domains.common.node import Node
 from domains.common.scalars import Money
 from domains.products import models
 from domains.products import repository as products_repository
@@ -28,13 +28,11 @@ if TYPE_CHECKING:
 UserRef = Annotated["User", strawberry.lazy("domains.users.types")]
 
 
-def _pk(node_id: str) -> int:
-    return int(node_id)
-
-
 @strawberry.type(description="A node of the category tree. Public.")
-class Category(relay.Node):
-    pk: relay.NodeID[int]
+class Category(Node):
+    NODE_TYPE = "Category"
+
+    pk: strawberry.Private[int]
     name: str = strawberry.field(description="Display name.")
     slug: str = strawberry.field(description="URL-safe unique name.")
     description: str = strawberry.field(description="Longer text; may be empty.")
@@ -42,13 +40,18 @@ class Category(relay.Node):
 
     @classmethod
     def from_model(cls, row: models.Category) -> Self:
-        return cls(pk=row.id, name=row.name, slug=row.slug, description=row.description, parent_id=row.parent_id)
+        return cls(
+            id=cls.global_id(row.id),
+            pk=row.id,
+            name=row.name,
+            slug=row.slug,
+            description=row.description,
+            parent_id=row.parent_id,
+        )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        rows = await info.context.loaders.products.category_by_id.load_many([_pk(i) for i in node_ids])
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.products.category_by_id.load_many(pks)
         return [cls.from_model(row) if row else None for row in rows]
 
     @strawberry.field(description="The enclosing category; null for a top-level category.")
@@ -91,8 +94,10 @@ class ProductRating:
 
 
 @strawberry.type(description="Something the store sells. Unpublished products are visible to staff only.")
-class Product(relay.Node):
-    pk: relay.NodeID[int]
+class Product(Node):
+    NODE_TYPE = "Product"
+
+    pk: strawberry.Private[int]
     sku: str = strawberry.field(description="Stock-keeping unit, unique.")
     name: str = strawberry.field(description="Display name.")
     slug: str = strawberry.field(description="URL-safe unique name.")
@@ -108,6 +113,7 @@ class Product(relay.Node):
     @classmethod
     def from_model(cls, row: models.Product) -> Self:
         return cls(
+            id=cls.global_id(row.id),
             pk=row.id,
             sku=row.sku,
             name=row.name,
@@ -125,10 +131,8 @@ class Product(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        rows = await info.context.loaders.products.product_by_id.load_many([_pk(i) for i in node_ids])
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.products.product_by_id.load_many(pks)
         return [cls.from_model(row) if row else None for row in rows]
 
     @classmethod
@@ -182,8 +186,10 @@ class Product(relay.Node):
 
 
 @strawberry.type(description="A customer's rating and opinion of a product; one per customer and product. Public.")
-class Review(relay.Node):
-    pk: relay.NodeID[int]
+class Review(Node):
+    NODE_TYPE = "Review"
+
+    pk: strawberry.Private[int]
     rating: int = strawberry.field(description="From 1 (worst) to 5 (best).")
     title: str = strawberry.field(description="Headline; may be empty.")
     body: str = strawberry.field(description="Text of the review; may be empty.")
@@ -194,6 +200,7 @@ class Review(relay.Node):
     @classmethod
     def from_model(cls, row: models.Review) -> Self:
         return cls(
+            id=cls.global_id(row.id),
             pk=row.id,
             rating=row.rating,
             title=row.title,
@@ -204,10 +211,8 @@ class Review(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        rows = await info.context.loaders.products.review_by_id.load_many([_pk(i) for i in node_ids])
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.products.review_by_id.load_many(pks)
         return [cls.from_model(row) if row else None for row in rows]
 
     @strawberry.field(description="Who wrote the review.")

@@ -1,16 +1,16 @@
 """GraphQL types of accounts."""
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
-from strawberry import relay
 
 from api.context import Info
 from domains.common.connection import After, Before, Connection, First, Last
 from domains.common.enums import described_enum
 from domains.common.keyset import page_request
+from domains.common.node import Node
 from domains.common.principal import ROLE_DESCRIPTIONS
 from domains.common.principal import Role as RoleValue
 from domains.products import types as products_types
@@ -32,8 +32,10 @@ Role = described_enum(
 
 
 @strawberry.type(description="An account. Its e-mail, roles and orders are visible to the user and staff only.")
-class User(relay.Node):
-    pk: relay.NodeID[int]
+class User(Node):
+    NODE_TYPE = "User"
+
+    pk: strawberry.Private[int]
     name: str = strawberry.field(description="Display name.")
     created_at: datetime = strawberry.field(description="When the account was registered.")
     private_email: strawberry.Private[str]
@@ -42,14 +44,17 @@ class User(relay.Node):
     @classmethod
     def from_model(cls, row: models.User) -> Self:
         return cls(
-            pk=row.id, name=row.name, created_at=row.created_at, private_email=row.email, private_roles=row.roles
+            id=cls.global_id(row.id),
+            pk=row.id,
+            name=row.name,
+            created_at=row.created_at,
+            private_email=row.email,
+            private_roles=row.roles,
         )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        rows = await info.context.loaders.users.user_by_id.load_many([int(i) for i in node_ids])
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.users.user_by_id.load_many(pks)
         return [cls.from_model(row) if row else None for row in rows]
 
     @strawberry.field(description="E-mail address, lower-cased. Null unless you are this user or staff.")
