@@ -21,6 +21,7 @@ $(UV):
 
 install: $(UV) ## Install the locked dependencies into .venv
 	$(UV) sync --frozen --python $(PYTHON) --quiet
+	$(BIN)/python -m api.graphiql
 
 migrate: install ## Apply database migrations (DATABASE_URL, or the embedded SQLite file)
 	$(BIN)/alembic upgrade head

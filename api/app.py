@@ -3,15 +3,19 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api import health
+from api import graphiql, health
 from api.db import create_engine, create_sessionmaker
 from api.graphql import create_graphql_router
 from api.observability import RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
+
+logger = structlog.get_logger("api.app")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,6 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(health.router)
+    if settings.graphiql_enabled:
+        if not graphiql.assets_present():
+            logger.warning("graphiql.assets_missing", fix="run `make install` (python -m api.graphiql)")
+        app.mount(graphiql.MOUNT_PATH, StaticFiles(directory=graphiql.ASSETS_DIR, check_dir=False), name="ide")
     app.include_router(create_graphql_router(settings), prefix="/graphql")
     # Added last = outermost: request id first, so every later layer and log line has it.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)

@@ -1,9 +1,12 @@
 """The /graphql endpoint: Strawberry's FastAPI router with our context and JSON encoder."""
 
 import orjson
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 
 from api.context import Context, get_context
+from api.graphiql import local_ide_html
 from api.settings import Settings
 from schema import build_schema
 
@@ -11,6 +14,9 @@ from schema import build_schema
 class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(local_ide_html())
 
 
 def create_graphql_router(settings: Settings) -> StorefrontGraphQLRouter:

@@ -1,0 +1,39 @@
+import re
+
+from httpx import AsyncClient
+
+from api.graphiql import MOUNT_PATH
+
+GRAPHIQL_ASSET = re.compile(r'(?:src|href)="([^"]+\.(?:js|css))"')
+
+
+async def test_graphiql_is_served_with_every_asset_from_this_server(client: AsyncClient) -> None:
+    # when
+    page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assets = GRAPHIQL_ASSET.findall(page.text)
+    fetched = [await client.get(url) for url in assets]
+
+    # then
+    assert page.status_code == 200
+    assert "unpkg.com" not in page.text
+    assert len(assets) >= 5
+    assert all(url.startswith(MOUNT_PATH + "/") for url in assets)
+    assert [response.status_code for response in fetched] == [200] * len(assets)
+    assert all(response.content for response in fetched)
+
+
+async def test_queries_work_over_get(client: AsyncClient) -> None:
+    # when
+    response = await client.get("/graphql", params={"query": "{ products { totalCount } }"})
+
+    # then
+    assert response.status_code == 200
+    assert response.json() == {"data": {"products": {"totalCount": 0}}}
+
+
+async def test_introspection_is_on_in_development(client: AsyncClient) -> None:
+    # when
+    response = await client.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})
+
+    # then
+    assert response.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
