@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install migrate seed run test lint format typecheck importlint pytest schema migration bench
+.PHONY: help install browser migrate seed run test lint format typecheck importlint pytest schema migration bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
 	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m api.seed; fi
 	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT)
 
-test: install lint typecheck importlint pytest ## Lint, type-check and run the whole suite
+test: install browser lint typecheck importlint pytest ## Lint, type-check and run the whole suite
+
+browser: ## Install headless Chromium (Debian package) for the GraphiQL browser test
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -49,7 +52,7 @@ typecheck: install ## mypy --strict
 importlint: install ## Check the layering contracts
 	$(BIN)/lint-imports
 
-pytest: install ## Run the tests (TEST_DATABASE_URL selects PostgreSQL; default SQLite)
+pytest: install browser ## Run the tests (TEST_DATABASE_URL selects PostgreSQL; default SQLite)
 	$(BIN)/pytest --cov --cov-report=term
 
 schema: install ## Regenerate schema/schema.graphql from the code

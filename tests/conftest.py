@@ -6,9 +6,13 @@ own database on that server and drops it at the end. Without it, each worker get
 
 import asyncio
 import os
+import socket
+import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -111,3 +115,43 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
+
+
+STARTUP_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Process]]:
+    """The app under a real uvicorn process on a free loopback port; yields its base URL and process."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": settings.effective_database_url, "LOG_LEVEL": "WARNING"}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            for _ in range(STARTUP_SECONDS * 10):
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the server did not start")
+        yield base, process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
