@@ -4,9 +4,10 @@ Each batch takes the request session once (`RequestDb.read()`), so a field selec
 parents costs one statement, not N.
 """
 
+from asyncio import Future
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,9 @@ from domains.common.keyset import Ordering, Page, PageRequest, to_page
 
 K = TypeVar("K", bound=Hashable)
 RowT = TypeVar("RowT")
+V = TypeVar("V")
+R = TypeVar("R")
+AwaitableOrValue: TypeAlias = R | Awaitable[R]
 
 FetchRows = Callable[[AsyncSession, Sequence[K]], Awaitable[Sequence[RowT]]]
 FetchChildren = Callable[[AsyncSession, Sequence[int], Ordering, PageRequest], Awaitable[dict[int, list[RowT]]]]
@@ -94,3 +98,17 @@ class CountByParentLoader(DataLoader[int, int]):
         async with self._db.read() as session:
             counts = await self._fetch(session, keys)
         return [counts.get(key, 0) for key in keys]
+
+
+def then(future: "Future[V]", convert: Callable[[V], R]) -> AwaitableOrValue[R]:
+    """Convert a loader's value now when it has arrived (a prefetch), or once it does.
+
+    Returning a plain value keeps graphql-core on its synchronous path for this field.
+    """
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return convert(future.result())
+
+    async def later() -> R:
+        return convert(await future)
+
+    return later()

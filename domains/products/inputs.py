@@ -2,11 +2,12 @@
 
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 import strawberry
 
 from domains.common.ids import decode_typed_id
-from domains.common.keyset import Ordering
+from domains.common.keyset import Ordering, PageRequest, page_request
 from domains.products import repository as products_repository
 from domains.products.repository import PRODUCT_SORT_KEYS, REVIEW_SORT_KEYS
 
@@ -55,6 +56,39 @@ class ReviewOrder:
 
 
 DEFAULT_REVIEW_ORDER = Ordering(REVIEW_SORT_KEYS[products_repository.ReviewSortField.CREATED_AT], descending=True)
+
+
+def review_page(
+    order_by: ReviewOrder | None, *, first: int | None, after: str | None, last: int | None, before: str | None
+) -> tuple[Ordering, PageRequest]:
+    """Validate a reviews connection's arguments into its ordering and page."""
+    ordering = order_by.to_ordering() if order_by else DEFAULT_REVIEW_ORDER
+    return ordering, page_request(ordering, first=first, after=after, last=last, before=before)
+
+
+def review_page_from_arguments(arguments: dict[str, Any]) -> tuple[Ordering, PageRequest]:
+    """The same, from the raw arguments a look-ahead sees (GraphQL names, enum values as strings)."""
+    raw_order = arguments.get("orderBy")
+    order_by = (
+        ReviewOrder(
+            field=ReviewOrderField(raw_order["field"]),
+            direction=OrderDirection(raw_order.get("direction", OrderDirection.DESC.value)),
+        )
+        if raw_order
+        else None
+    )
+    return review_page(
+        order_by,
+        first=_int_or_none(arguments.get("first")),
+        after=arguments.get("after"),
+        last=_int_or_none(arguments.get("last")),
+        before=arguments.get("before"),
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    # Literals arrive as their source text ("5"); variables arrive already coerced (5).
+    return None if value is None else int(str(value))
 
 
 @strawberry.input(description="Conditions a product must meet; all given conditions apply.")

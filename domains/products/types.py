@@ -2,24 +2,21 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Optional, Self
 
 import strawberry
 
 from api.context import Info
 from domains.common.connection import After, Before, Connection, First, Last
-from domains.common.keyset import page_request
+from domains.common.keyset import Page, page_request
+from domains.common.loaders import AwaitableOrValue, then
+from domains.common.lookahead import connection_nodes, selections
 from domains.common.node import Node
 from domains.common.scalars import Money
 from domains.products import models
 from domains.products import repository as products_repository
-from domains.products.inputs import (
-    DEFAULT_PRODUCT_ORDER,
-    DEFAULT_REVIEW_ORDER,
-    ProductFilter,
-    ProductOrder,
-    ReviewOrder,
-)
+from domains.products.inputs import DEFAULT_PRODUCT_ORDER, ProductFilter, ProductOrder, ReviewOrder, review_page
+from domains.products.prefetch import prefetch_products, prefetch_reviews
 from domains.users import types as users_types
 
 if TYPE_CHECKING:
@@ -54,12 +51,17 @@ class Category(Node):
         rows = await info.context.loaders.products.category_by_id.load_many(pks)
         return [cls.from_model(row) if row else None for row in rows]
 
-    @strawberry.field(description="The enclosing category; null for a top-level category.")
-    async def parent(self, info: Info) -> "Category | None":
+    @classmethod
+    def from_optional(cls, row: models.Category | None) -> Self | None:
+        return cls.from_model(row) if row else None
+
+    @strawberry.field(
+        description="The enclosing category; null for a top-level category.", graphql_type=Optional["Category"]
+    )
+    def parent(self, info: Info) -> AwaitableOrValue["Category | None"]:
         if self.parent_id is None:
             return None
-        row = await info.context.loaders.products.category_by_id.load(self.parent_id)
-        return Category.from_model(row) if row else None
+        return then(info.context.loaders.products.category_by_id.load(self.parent_id), Category.from_optional)
 
     @strawberry.field(description="The direct subcategories, by name.")
     async def children(self, info: Info) -> list["Category"]:
@@ -133,7 +135,15 @@ class Product(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.product_by_id.load_many(pks)
+        await prefetch_products(info, [row for row in rows if row], selections(info))
         return [cls.from_model(row) if row else None for row in rows]
+
+    @classmethod
+    def from_required(cls, row: models.Product | None) -> Self:
+        if row is None:
+            msg = "a review points at a product that is missing or hidden"
+            raise LookupError(msg)
+        return cls.from_model(row)
 
     @classmethod
     async def list_connection(
@@ -148,6 +158,7 @@ class Product(Node):
         db, principal = info.context.db, info.context.principal
         async with db.read() as session:
             rows = await products_repository.list_products(session, principal, where, ordering, page)
+        await prefetch_products(info, rows.rows, connection_nodes(selections(info)))
 
         async def count() -> int:
             async with db.read() as session:
@@ -159,15 +170,17 @@ class Product(Node):
     def stock(self, info: Info) -> int | None:
         return self.units if info.context.principal.is_staff else None
 
-    @strawberry.field(description="The product's category; null when uncategorised.")
-    async def category(self, info: Info) -> Category | None:
+    @strawberry.field(description="The product's category; null when uncategorised.", graphql_type=Category | None)
+    def category(self, info: Info) -> AwaitableOrValue[Category | None]:
         if self.category_id is None:
             return None
-        row = await info.context.loaders.products.category_by_id.load(self.category_id)
-        return Category.from_model(row) if row else None
+        return then(info.context.loaders.products.category_by_id.load(self.category_id), Category.from_optional)
 
-    @strawberry.field(description="Reviews of this product; newest first unless ordered otherwise.")
-    async def reviews(
+    @strawberry.field(
+        description="Reviews of this product; newest first unless ordered otherwise.",
+        graphql_type=Connection["Review"],
+    )
+    def reviews(
         self,
         info: Info,
         order_by: Annotated[
@@ -177,12 +190,16 @@ class Product(Node):
         after: After = None,
         last: Last = None,
         before: Before = None,
-    ) -> Connection["Review"]:
-        ordering = order_by.to_ordering() if order_by else DEFAULT_REVIEW_ORDER
-        page = page_request(ordering, first=first, after=after, last=last, before=before)
+    ) -> AwaitableOrValue[Connection["Review"]]:
+        ordering, page = review_page(order_by, first=first, after=after, last=last, before=before)
         loaders = info.context.loaders.products
-        rows = await loaders.reviews_by_product_id.load((self.pk, ordering, page))
-        return Connection.from_page(rows, Review.from_model, lambda: loaders.review_count_by_product_id.load(self.pk))
+
+        def connection(rows: Page[models.Review]) -> Connection[Review]:
+            return Connection.from_page(
+                rows, Review.from_model, lambda: loaders.review_count_by_product_id.load(self.pk)
+            )
+
+        return then(loaders.reviews_by_product_id.load((self.pk, ordering, page)), connection)
 
 
 @strawberry.type(description="A customer's rating and opinion of a product; one per customer and product. Public.")
@@ -213,20 +230,13 @@ class Review(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.review_by_id.load_many(pks)
+        await prefetch_reviews(info, [row for row in rows if row], selections(info))
         return [cls.from_model(row) if row else None for row in rows]
 
-    @strawberry.field(description="Who wrote the review.")
-    async def author(self, info: Info) -> UserRef:
-        row = await info.context.loaders.users.user_by_id.load(self.user_id)
-        if row is None:
-            msg = f"review {self.pk} has no author row"
-            raise LookupError(msg)
-        return users_types.User.from_model(row)
+    @strawberry.field(description="Who wrote the review.", graphql_type=UserRef)
+    def author(self, info: Info) -> AwaitableOrValue["User"]:
+        return then(info.context.loaders.users.user_by_id.load(self.user_id), users_types.User.from_required)
 
-    @strawberry.field(description="The reviewed product.")
-    async def product(self, info: Info) -> Product:
-        row = await info.context.loaders.products.product_by_id.load(self.product_id)
-        if row is None:
-            msg = f"review {self.pk} is on an invisible product"
-            raise LookupError(msg)
-        return Product.from_model(row)
+    @strawberry.field(description="The reviewed product.", graphql_type=Product)
+    def product(self, info: Info) -> AwaitableOrValue[Product]:
+        return then(info.context.loaders.products.product_by_id.load(self.product_id), Product.from_required)

@@ -53,6 +53,13 @@ class User(Node):
         )
 
     @classmethod
+    def from_required(cls, row: models.User | None) -> Self:
+        if row is None:
+            msg = "a review points at a user row that does not exist"
+            raise LookupError(msg)
+        return cls.from_model(row)
+
+    @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.users.user_by_id.load_many(pks)
         return [cls.from_model(row) if row else None for row in rows]
