@@ -16,7 +16,7 @@ from domains.common.scalars import Money
 from domains.products import models
 from domains.products import repository as products_repository
 from domains.products.inputs import DEFAULT_PRODUCT_ORDER, ProductFilter, ProductOrder, ReviewOrder, review_page
-from domains.products.prefetch import prefetch_products, prefetch_reviews
+from domains.products.prefetch import prefetch_products
 from domains.users import types as users_types
 
 if TYPE_CHECKING:
@@ -135,7 +135,6 @@ class Product(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.product_by_id.load_many(pks)
-        await prefetch_products(info, [row for row in rows if row], selections(info))
         return [cls.from_model(row) if row else None for row in rows]
 
     @classmethod
@@ -230,7 +229,6 @@ class Review(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.review_by_id.load_many(pks)
-        await prefetch_reviews(info, [row for row in rows if row], selections(info))
         return [cls.from_model(row) if row else None for row in rows]
 
     @strawberry.field(description="Who wrote the review.", graphql_type=UserRef)
