@@ -24,7 +24,8 @@ class Loaders:
     @classmethod
     def create(cls, db: RequestDb, principal: Principal) -> Self:
         """Build the request's loaders; never share them between requests."""
-        return cls(products=ProductsLoaders.create(db, principal), users=UsersLoaders.create(db))
+        users = UsersLoaders.create(db)
+        return cls(products=ProductsLoaders.create(db, principal, users.user_by_id), users=users)
 
 
 class Context(BaseContext):

@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import orjson
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased, contains_eager
 
 from domains.common.exceptions import BadUserInputError
 
@@ -191,11 +191,14 @@ def keyset_window_select(
     ordering: Ordering,
     id_column: InstrumentedAttribute[int],
     page: PageRequest,
+    *,
+    joined: Sequence[str] = (),
 ) -> Select[Any]:
     """Page a select per parent in one statement: ROW_NUMBER() over each parent's rows.
 
     `stmt` selects `entity` rows for many parents; the result holds, for each parent, at most
-    one page plus one row, ordered by parent and position.
+    one page plus one row, ordered by parent and position. The many-to-one relationships
+    named in `joined` are loaded by the same statement.
     """
     position = (
         func.row_number()
@@ -204,11 +207,11 @@ def keyset_window_select(
     )
     inner = stmt.where(*_bounds(ordering, id_column, page)).add_columns(position).subquery()
     row = aliased(entity, inner)
-    return (
-        select(row)
-        .where(inner.c.page_position <= page.size + 1)
-        .order_by(inner.c[partition.key], inner.c.page_position)
-    )
+    paged = select(row).where(inner.c.page_position <= page.size + 1)
+    for name in joined:
+        relation = getattr(row, name)
+        paged = paged.outerjoin(relation).options(contains_eager(relation))
+    return paged.order_by(inner.c[partition.key], inner.c.page_position)
 
 
 def to_page(

@@ -1,9 +1,10 @@
 """Per-request loaders of the catalog: every nested catalog field goes through one of these."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Self
 
+from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import RequestDb
@@ -17,6 +18,7 @@ from domains.common.loaders import (
 from domains.common.principal import Principal
 from domains.products import models
 from domains.products import repository as products_repository
+from domains.users.models import User
 
 
 class ProductByIdLoader(RowByKeyLoader[int, models.Product]):
@@ -51,6 +53,20 @@ class ReviewCountByUserIdLoader(CountByParentLoader):
     pass
 
 
+def hand_on_categories(loader: CategoryByIdLoader, rows: Iterable[models.Product]) -> None:
+    """Prime the category loader with the categories joined to these products."""
+    for row in rows:
+        if row.category is not None:
+            loader.prime(row.category.id, row.category)
+
+
+def hand_on_authors(loader: DataLoader[int, User | None], pages: dict[int, list[models.Review]]) -> None:
+    """Prime the user loader with the authors joined to these reviews."""
+    for reviews in pages.values():
+        for review in reviews:
+            loader.prime(review.author.id, review.author)
+
+
 @dataclass(frozen=True, slots=True)
 class ProductsLoaders:
     product_by_id: ProductByIdLoader
@@ -63,11 +79,25 @@ class ProductsLoaders:
     review_count_by_user_id: ReviewCountByUserIdLoader
 
     @classmethod
-    def create(cls, db: RequestDb, principal: Principal) -> Self:
-        """Build fresh loaders for one request (they capture its event loop and principal)."""
+    def create(cls, db: RequestDb, principal: Principal, user_by_id: DataLoader[int, User | None]) -> Self:
+        """Build fresh loaders for one request (they capture its event loop and principal).
+
+        Rows joined by a statement (a product's category, a review's author) are handed on to
+        the loader of their own type, so asking for them next costs no statement.
+        """
+        category_by_id = CategoryByIdLoader(db, products_repository.get_categories_by_ids, _id)
 
         async def products(session: AsyncSession, ids: Sequence[int]) -> list[models.Product]:
-            return await products_repository.get_products_by_ids(session, principal, ids)
+            rows = await products_repository.get_products_by_ids(session, principal, ids)
+            hand_on_categories(category_by_id, rows)
+            return rows
+
+        async def reviews_of_products(
+            session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
+        ) -> dict[int, list[models.Review]]:
+            pages = await products_repository.list_reviews_by_product_ids(session, ids, ordering, page)
+            hand_on_authors(user_by_id, pages)
+            return pages
 
         async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.Review]:
             return await products_repository.get_reviews_by_ids(session, principal, ids)
@@ -75,19 +105,19 @@ class ProductsLoaders:
         async def reviews_of_users(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
         ) -> dict[int, list[models.Review]]:
-            return await products_repository.list_reviews_by_user_ids(session, principal, ids, ordering, page)
+            pages = await products_repository.list_reviews_by_user_ids(session, principal, ids, ordering, page)
+            hand_on_authors(user_by_id, pages)
+            return pages
 
         async def review_counts_of_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:
             return await products_repository.count_reviews_by_user_ids(session, principal, ids)
 
         return cls(
             product_by_id=ProductByIdLoader(db, products, _id),
-            category_by_id=CategoryByIdLoader(db, products_repository.get_categories_by_ids, _id),
+            category_by_id=category_by_id,
             review_by_id=ReviewByIdLoader(db, reviews, _id),
             categories_by_parent_id=CategoriesByParentIdLoader(db, products_repository.list_children_by_parent_ids),
-            reviews_by_product_id=ReviewsByProductIdLoader(
-                db, products_repository.list_reviews_by_product_ids, attribute_key
-            ),
+            reviews_by_product_id=ReviewsByProductIdLoader(db, reviews_of_products, attribute_key),
             review_count_by_product_id=ReviewCountByProductIdLoader(
                 db, products_repository.count_reviews_by_product_ids
             ),

@@ -12,9 +12,10 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from domains.common.base import Base, TimestampMixin
+from domains.users.models import User
 
 
 class Category(TimestampMixin, Base):
@@ -56,6 +57,10 @@ class Product(TimestampMixin, Base):
     rating_sum: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rating_average: Mapped[Decimal] = mapped_column(Numeric(4, 3), default=Decimal(0), server_default="0")
 
+    # Never loaded implicitly (lazy="raise"): repositories join it where a page will need it,
+    # and the loaders hand it on to `category_by_id`.
+    category: Mapped[Category | None] = relationship(lazy="raise")
+
 
 class Review(TimestampMixin, Base):
     __tablename__ = "review"
@@ -73,3 +78,6 @@ class Review(TimestampMixin, Base):
     rating: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200), default="", server_default="")
     body: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    # Joined by the review pages and handed on to the `user_by_id` loader (lazy="raise").
+    author: Mapped[User] = relationship(lazy="raise")

@@ -13,6 +13,7 @@ from domains.common.exceptions import BadUserInputError
 from domains.common.lookahead import connection_nodes, named
 from domains.products import models
 from domains.products.inputs import review_page_from_arguments
+from domains.products.loaders import hand_on_categories
 
 
 async def prefetch_products(info: Info, rows: Sequence[models.Product], selected: Sequence[Selection]) -> None:
@@ -22,6 +23,7 @@ async def prefetch_products(info: Info, rows: Sequence[models.Product], selected
     loaders = info.context.loaders.products
     categories = named(selected, "category")
     if categories:
+        hand_on_categories(loaders.category_by_id, rows)
         found = await loaders.category_by_id.load_many(sorted({r.category_id for r in rows if r.category_id}))
         if named([s for field in categories for s in field.selections], "parent"):
             await loaders.category_by_id.load_many(sorted({c.parent_id for c in found if c and c.parent_id}))

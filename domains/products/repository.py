@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Numeric, Select, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from domains.common.keyset import (
     Ordering,
@@ -79,8 +80,10 @@ def _product_conditions(principal: Principal, where: ProductFilter) -> list[Colu
 
 
 async def get_products_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[Product]:
-    """Get the visible products among these ids."""
-    stmt = select(Product).where(Product.id.in_(ids), *_visible_products(principal))
+    """Get the visible products among these ids, with their categories."""
+    stmt = (
+        select(Product).where(Product.id.in_(ids), *_visible_products(principal)).options(joinedload(Product.category))
+    )
     return list((await session.scalars(stmt)).all())
 
 
@@ -93,8 +96,9 @@ async def get_product_by_slug(session: AsyncSession, principal: Principal, slug:
 async def list_products(
     session: AsyncSession, principal: Principal, where: ProductFilter, ordering: Ordering, page: PageRequest
 ) -> Page[Product]:
-    """List one keyset page of the visible products matching a filter."""
-    stmt = keyset_select(select(Product).where(*_product_conditions(principal, where)), ordering, Product.id, page)
+    """List one keyset page of the visible products matching a filter, with their categories."""
+    visible = select(Product).where(*_product_conditions(principal, where)).options(joinedload(Product.category))
+    stmt = keyset_select(visible, ordering, Product.id, page)
     rows = (await session.scalars(stmt)).all()
     return to_page(rows, ordering, page, attribute_key(ordering))
 
@@ -163,9 +167,9 @@ async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: S
 async def list_reviews_by_product_ids(
     session: AsyncSession, product_ids: Sequence[int], ordering: Ordering, page: PageRequest
 ) -> dict[int, list[Review]]:
-    """List one page (plus a look-ahead row) of reviews for each product, in one statement."""
+    """List one page (plus a look-ahead row) of reviews for each product, with authors, in one statement."""
     stmt = select(Review).where(Review.product_id.in_(product_ids))
-    window = keyset_window_select(stmt, Review, Review.product_id, ordering, Review.id, page)
+    window = keyset_window_select(stmt, Review, Review.product_id, ordering, Review.id, page, joined=("author",))
     by_product: dict[int, list[Review]] = defaultdict(list)
     for review in (await session.scalars(window)).all():
         by_product[review.product_id].append(review)
@@ -181,9 +185,9 @@ async def count_reviews_by_product_ids(session: AsyncSession, product_ids: Seque
 async def list_reviews_by_user_ids(
     session: AsyncSession, principal: Principal, user_ids: Sequence[int], ordering: Ordering, page: PageRequest
 ) -> dict[int, list[Review]]:
-    """List one page (plus a look-ahead row) of each user's visible reviews, in one statement."""
+    """List one page (plus a look-ahead row) of each user's visible reviews, with authors, in one statement."""
     stmt = _visible_reviews(principal).where(Review.user_id.in_(user_ids))
-    window = keyset_window_select(stmt, Review, Review.user_id, ordering, Review.id, page)
+    window = keyset_window_select(stmt, Review, Review.user_id, ordering, Review.id, page, joined=("author",))
     by_user: dict[int, list[Review]] = defaultdict(list)
     for review in (await session.scalars(window)).all():
         by_user[review.user_id].append(review)
