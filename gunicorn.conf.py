@@ -3,8 +3,10 @@
 Gunicorn treats every module global as a setting, so helpers are imported under _names.
 """
 
+import gc as _gc
 import multiprocessing as _multiprocessing
 import os as _os
+from typing import Any as _Any
 
 wsgi_app = "api.app:create_app()"
 worker_class = "uvicorn_worker.UvicornWorker"
@@ -20,3 +22,19 @@ max_requests_jitter = int(_os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100")
 # worker, in the lifespan, so no connection is ever shared across a fork.
 preload_app = True
 accesslog = None  # the app writes one structured access line per request
+
+# A response of a few thousand fields allocates tens of thousands of short-lived objects, and
+# CPython's default gen-0 threshold (700) turns that into many collections per request that
+# each walk everything the imports left behind. Freezing the preloaded app in the master keeps
+# those objects out of every worker's collections, and a larger gen-0 threshold makes them
+# rarer: about 20% less CPU per large query at concurrency 10 (measured in process).
+_GC_THRESHOLDS = tuple(int(n) for n in _os.environ.get("GUNICORN_GC_THRESHOLDS", "7000,20,50").split(","))
+
+
+def when_ready(server: _Any) -> None:
+    _gc.collect()
+    _gc.freeze()
+
+
+def post_fork(server: _Any, worker: _Any) -> None:
+    _gc.set_threshold(*_GC_THRESHOLDS)
