@@ -24,11 +24,13 @@ preload_app = True
 accesslog = None  # the app writes one structured access line per request
 
 # Freeze what the preloaded app imported: those objects are then never walked again by the
-# workers' collections, and their pages stay shared after the fork. A request for a large page
-# leaves thousands of objects in reference cycles (an ORM instance and its state form one), and
-# with CPython's default gen-0 threshold of 700 the collector ran about a third of the CPU time;
-# 3000 roughly halves that for a modest rise in peak RSS (measured in process at concurrency 10).
-_GC_THRESHOLDS = _os.environ.get("GUNICORN_GC_THRESHOLDS", "3000,5,10")
+# workers' collections, and their pages stay shared after the fork.
+#
+# A request for a large page leaves thousands of objects in reference cycles (each ORM instance
+# and its state form one), and the collector takes a large share of the CPU under concurrency.
+# A higher gen-0 threshold (GUNICORN_GC_THRESHOLDS="3000,5,10") trades that CPU for peak worker
+# RSS (about +20% at "3000,5,10", about 2x at "7000,20,50" in the benchmark), so it is opt-in.
+_GC_THRESHOLDS = _os.environ.get("GUNICORN_GC_THRESHOLDS", "")
 
 
 def when_ready(server: _Any) -> None:
@@ -37,4 +39,5 @@ def when_ready(server: _Any) -> None:
 
 
 def post_fork(server: _Any, worker: _Any) -> None:
-    _gc.set_threshold(*(int(n) for n in _GC_THRESHOLDS.split(",")))
+    if _GC_THRESHOLDS:
+        _gc.set_threshold(*(int(n) for n in _GC_THRESHOLDS.split(",")))
