@@ -49,10 +49,6 @@ class Settings(BaseSettings):
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
 
-    default_page_size: int = Field(default=20, ge=1)
-    max_page_size: int = Field(default=100, ge=1)
-    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-
     @field_validator("cors_origins", "trusted_hosts", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:

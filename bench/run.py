@@ -1,0 +1,216 @@
+"""`make bench`: the real server against the reference endpoint, under wrk, on the bench database.
+
+    cd <repo> && .venv/bin/python -m bench.run      # what `make bench` runs; BENCH_* variables tune it
+
+Exit status: 0 when the bench ran (whatever the targets say: the report tells), 1 when the
+harness itself failed (a server would not start, the two servers disagreed, wrk failed …),
+2 for a bad BENCH_* setting, 130 when interrupted. Both servers are stopped in every case.
+"""
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import asdict
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from bench.config import WORK_DIR, BenchConfig, ConfigError
+from bench.load_data import ensure_dataset, product_id_sequence
+from bench.loadgen import LoadFiles, ProcessWatcher, run_wrk, wrk_command
+from bench.operations import OPERATIONS, PRODUCT_BY_ID, TOP_PRODUCTS, global_id
+from bench.procs import KIB, memory_kib
+from bench.report import REAL, REFERENCE, check_targets, code_digest, machine_info, markdown, summarise, write_results
+from bench.servers import Server, start_server
+from bench.sqlcount import count_statements
+from bench.verify import verify_same_json
+
+REFERENCE_APP = "bench.reference:create_app()"
+PAUSE_BETWEEN_RUNS_S = 1.0
+SERVER_ENV_PREFIXES = ("GUNICORN_", "DB_", "UVICORN_")
+
+
+def _write_load_files(product_ids: list[int]) -> LoadFiles:
+    """Write the request bodies and the id sequence the wrk Lua scripts read."""
+    requests_dir = WORK_DIR / "requests"
+    requests_dir.mkdir(parents=True, exist_ok=True)
+    operations = {operation.name: operation for operation in OPERATIONS}
+    files = LoadFiles(
+        top_products_body=requests_dir / "top_products.json",
+        product_by_id_template=requests_dir / "product_by_id.template.json",
+        product_ids=requests_dir / "product_ids.txt",
+    )
+    files.top_products_body.write_bytes(operations[TOP_PRODUCTS].body())
+    files.product_by_id_template.write_bytes(operations[PRODUCT_BY_ID].body({"id": "@ID@"}))
+    files.product_ids.write_text("".join(f"{global_id('Product', pk)}\n" for pk in product_ids))
+    return files
+
+
+def _max_worker_rss_mib(server: Server) -> float:
+    rss = [memory[0] for memory in map(memory_kib, server.workers()) if memory is not None]
+    return round(max(rss, default=0) / KIB, 1)
+
+
+def _measure(config: BenchConfig, servers: dict[str, Server], files: LoadFiles) -> list[dict[str, Any]]:
+    if config.warmup_s:
+        print(f"bench: warming up ({config.warmup_s} s per server and operation)", flush=True)
+        for server in servers.values():
+            for operation in OPERATIONS:
+                command = wrk_command(config, server, operation.name, files, connections=10, duration_s=config.warmup_s)
+                run_wrk(command, config.warmup_s)
+    runs: list[dict[str, Any]] = []
+    for round_number in range(1, config.rounds + 1):
+        for concurrency in config.concurrencies:
+            for operation in OPERATIONS:
+                for target in (REAL, REFERENCE):  # interleaved, so drift on a noisy machine hits both alike
+                    server = servers[target]
+                    server.check_alive()
+                    time.sleep(PAUSE_BETWEEN_RUNS_S)
+                    command = wrk_command(
+                        config, server, operation.name, files, connections=concurrency, duration_s=config.duration_s
+                    )
+                    with ProcessWatcher(server, config.database) as watcher:
+                        report, output = run_wrk(command, config.duration_s)
+                    run: dict[str, Any] = {
+                        "round": round_number,
+                        "target": target,
+                        "operation": operation.name,
+                        "concurrency": concurrency,
+                        "requests_per_s": report.requests_per_s,
+                        "requests": report.requests,
+                        "duration_s": report.duration_s,
+                        **{f"{name}_ms": round(value, 3) for name, value in report.latency_ms.items()},
+                        "socket_errors": report.socket_errors,
+                        "non_2xx": report.non_2xx,
+                        **watcher.result(report.requests),
+                        "wrk_command": " ".join(command),
+                        "wrk_output": output,
+                    }
+                    runs.append(run)
+                    errors = report.socket_errors + report.non_2xx
+                    print(
+                        f"  round {round_number}/{config.rounds}  c={concurrency:<3} {operation.name:<12} {target:<9}"
+                        f" {report.requests_per_s:8.1f} req/s  p50 {report.latency_ms['p50']:7.1f} ms"
+                        f"  p99 {report.latency_ms['p99']:7.1f} ms"
+                        f"  server CPU {run['server_cpu_ms_per_request']:.2f} ms/req"
+                        f"  workers spawned {run['workers_spawned']}" + (f"  ERRORS {errors}" if errors else ""),
+                        flush=True,
+                    )
+    return runs
+
+
+def bench(config: BenchConfig) -> None:
+    """Run the whole benchmark once and report it."""
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not on PATH: `make -C bench wrk` installs it")
+    # Workers recycled mid-run import the code afresh: note its state now, and compare at the end.
+    machine = machine_info()
+    code_at_start = code_digest(machine["git_commit"])
+    dataset = ensure_dataset(config)
+    print(
+        f"bench: data set {dataset.products} products ({dataset.published_products} published),"
+        f" {dataset.reviews} reviews, {dataset.users} users"
+        + (f", loaded in {dataset.load_seconds} s" if dataset.loaded else " (already loaded)"),
+        flush=True,
+    )
+    product_ids = product_id_sequence(config)
+    files = _write_load_files(product_ids)
+    statements = asyncio.run(count_statements(config.database_url, product_ids[0]))
+    print(
+        f"bench: SQL statements per request: TopProducts {statements.top_products}"
+        f" (first: 10 → {statements.top_products_first_10}), ProductById {statements.product_by_id}",
+        flush=True,
+    )
+    with ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for target, app in ((REAL, None), (REFERENCE, REFERENCE_APP)):
+            servers[target] = start_server(target, app, config, WORK_DIR / "logs")
+            stack.callback(servers[target].stop)
+        for server in servers.values():
+            server.wait_ready(config.workers)
+        print(f"bench: servers up: real {servers[REAL].url}, reference {servers[REFERENCE].url}", flush=True)
+        verification = verify_same_json(servers[REAL], servers[REFERENCE], product_ids)
+        print(
+            f"bench: both servers answer alike ({verification.requests} requests,"
+            f" {verification.byte_identical} byte-identical)",
+            flush=True,
+        )
+        runs = _measure(config, servers, files)
+        for server in servers.values():
+            server.check_alive()
+        memory = {
+            "real_after_mib": _max_worker_rss_mib(servers[REAL]),
+            "reference_after_mib": _max_worker_rss_mib(servers[REFERENCE]),
+            "real_peak_mib": max((run["peak_worker_rss_mib"] for run in runs if run["target"] == REAL), default=0.0),
+        }
+    code_changed = code_digest(machine["git_commit"]) != code_at_start
+    if code_changed:
+        print("bench: WARNING: the Python code changed during the run; recycled workers may have served it")
+    summary = summarise(runs, config)
+    statements_record = {**asdict(statements), "constant_in_page_size": statements.constant_in_page_size}
+    # The stricter of the two: a worker recycled mid-run (max_requests) may have been the biggest.
+    targets = check_targets(summary, statements_record, max(memory["real_after_mib"], memory["real_peak_mib"]))
+    server_environment = {
+        name: value for name, value in sorted(os.environ.items()) if name.startswith(SERVER_ENV_PREFIXES)
+    }
+    table = markdown(summary, targets, statements_record, memory, server_environment)
+    if code_changed:
+        table += "\n\n**The code changed during this run**: recycled workers may have served the new code."
+    record = {
+        "started_at": started_at.isoformat(),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "config": asdict(config),
+        # Server knobs passed through from the environment (gunicorn.conf.py and Settings read them).
+        "server_environment": server_environment,
+        "machine": machine,
+        "code_changed_during_run": code_changed,
+        "dataset": asdict(dataset),
+        "statements": statements_record,
+        "verification": asdict(verification),
+        "memory": memory,
+        "summary": summary,
+        "targets": [asdict(target) for target in targets],
+        "markdown": table,
+        "runs": runs,
+    }
+    path = write_results(record, started_at)
+    print()
+    print(table)
+    print()
+    passed = sum(target.passed for target in targets)
+    print(
+        f"bench: {passed} of {len(targets)} targets met; results in {path} (and results/latest.json);"
+        f" took {record['elapsed_s']:.0f} s"
+    )
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        config = BenchConfig.from_env()
+    except ConfigError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    try:
+        bench(config)
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"bench: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
