@@ -17,6 +17,24 @@ class Node:
     NODE_TYPE: ClassVar[str]
 
     @classmethod
+    def from_model(cls, row: Any) -> Self:
+        """Build the GraphQL object from its row: an explicit allow-list of fields."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_optional(cls, row: Any) -> Self | None:
+        """Build the object, or None for a missing (or invisible) row."""
+        return None if row is None else cls.from_model(row)
+
+    @classmethod
+    def from_required(cls, row: Any) -> Self:
+        """Build the object of a row that a non-null field points at; its absence is a bug."""
+        if row is None:
+            msg = f"a {cls.NODE_TYPE} row that a non-null field points at is missing or hidden"
+            raise LookupError(msg)
+        return cls.from_model(row)
+
+    @classmethod
     def global_id(cls, pk: int) -> strawberry.ID:
         """Return the global id of this type's row `pk`."""
         return strawberry.ID(encode_global_id(cls.NODE_TYPE, pk))

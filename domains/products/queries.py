@@ -53,7 +53,7 @@ class ProductsQuery:
         else:
             async with info.context.db.read() as session:
                 row = await products_repository.get_product_by_slug(session, info.context.principal, slug or "")
-        return Product.from_model(row) if row else None
+        return Product.from_optional(row)
 
     @strawberry.field(description="Categories by name: all of them, the top level, or one category's children.")
     async def categories(
@@ -94,4 +94,4 @@ class ProductsQuery:
         else:
             async with info.context.db.read() as session:
                 row = await products_repository.get_category_by_slug(session, slug or "")
-        return Category.from_model(row) if row else None
+        return Category.from_optional(row)

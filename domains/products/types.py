@@ -49,11 +49,7 @@ class Category(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.category_by_id.load_many(pks)
-        return [cls.from_model(row) if row else None for row in rows]
-
-    @classmethod
-    def from_optional(cls, row: models.Category | None) -> Self | None:
-        return cls.from_model(row) if row else None
+        return [cls.from_optional(row) for row in rows]
 
     @strawberry.field(
         description="The enclosing category; null for a top-level category.", graphql_type=Optional["Category"]
@@ -135,14 +131,7 @@ class Product(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.product_by_id.load_many(pks)
-        return [cls.from_model(row) if row else None for row in rows]
-
-    @classmethod
-    def from_required(cls, row: models.Product | None) -> Self:
-        if row is None:
-            msg = "a review points at a product that is missing or hidden"
-            raise LookupError(msg)
-        return cls.from_model(row)
+        return [cls.from_optional(row) for row in rows]
 
     @classmethod
     async def list_connection(
@@ -229,7 +218,7 @@ class Review(Node):
     @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.products.review_by_id.load_many(pks)
-        return [cls.from_model(row) if row else None for row in rows]
+        return [cls.from_optional(row) for row in rows]
 
     @strawberry.field(description="Who wrote the review.", graphql_type=UserRef)
     def author(self, info: Info) -> AwaitableOrValue["User"]:

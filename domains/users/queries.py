@@ -14,4 +14,4 @@ class UsersQuery:
         if user_id is None:
             return None
         row = await info.context.loaders.users.user_by_id.load(user_id)
-        return users_types.User.from_model(row) if row else None
+        return users_types.User.from_optional(row)

@@ -53,16 +53,9 @@ class User(Node):
         )
 
     @classmethod
-    def from_required(cls, row: models.User | None) -> Self:
-        if row is None:
-            msg = "a review points at a user row that does not exist"
-            raise LookupError(msg)
-        return cls.from_model(row)
-
-    @classmethod
     async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
         rows = await info.context.loaders.users.user_by_id.load_many(pks)
-        return [cls.from_model(row) if row else None for row in rows]
+        return [cls.from_optional(row) for row in rows]
 
     @strawberry.field(description="E-mail address, lower-cased. Null unless you are this user or staff.")
     def email(self, info: Info) -> str | None:
