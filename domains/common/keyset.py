@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, Literal, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute, aliased, contains_eager
+from sqlalchemy import ColumnElement, Select, Subquery, bindparam, func, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from domains.common.exceptions import BadUserInputError
 
@@ -184,21 +184,17 @@ def keyset_select(
     )
 
 
-def keyset_window_select(
+def keyset_window(
     stmt: Select[Any],
-    entity: type[Any],
     partition: InstrumentedAttribute[Any],
     ordering: Ordering,
     id_column: InstrumentedAttribute[int],
     page: PageRequest,
-    *,
-    joined: Sequence[str] = (),
-) -> Select[Any]:
+) -> tuple[Subquery, ColumnElement[bool], list[ColumnElement[Any]]]:
     """Page a select per parent in one statement: ROW_NUMBER() over each parent's rows.
 
-    `stmt` selects `entity` rows for many parents; the result holds, for each parent, at most
-    one page plus one row, ordered by parent and position. The many-to-one relationships
-    named in `joined` are loaded by the same statement.
+    Returns the numbered subquery of `stmt`, the condition keeping at most one page plus one
+    row per parent, and the order (parent, position) to select its rows in.
     """
     position = (
         func.row_number()
@@ -206,12 +202,7 @@ def keyset_window_select(
         .label("page_position")
     )
     inner = stmt.where(*_bounds(ordering, id_column, page)).add_columns(position).subquery()
-    row = aliased(entity, inner)
-    paged = select(row).where(inner.c.page_position <= page.size + 1)
-    for name in joined:
-        relation = getattr(row, name)
-        paged = paged.outerjoin(relation).options(contains_eager(relation))
-    return paged.order_by(inner.c[partition.key], inner.c.page_position)
+    return inner, inner.c.page_position <= page.size + 1, [inner.c[partition.key], inner.c.page_position]
 
 
 def to_page(
@@ -253,7 +244,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "keyset_select",
-    "keyset_window_select",
+    "keyset_window",
     "page_request",
     "to_page",
 ]

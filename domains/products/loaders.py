@@ -18,26 +18,26 @@ from domains.common.loaders import (
 from domains.common.principal import Principal
 from domains.products import models
 from domains.products import repository as products_repository
-from domains.users.models import User
+from domains.users.models import UserView
 
 
-class ProductByIdLoader(RowByKeyLoader[int, models.Product]):
+class ProductByIdLoader(RowByKeyLoader[int, models.ProductView]):
     pass
 
 
-class CategoryByIdLoader(RowByKeyLoader[int, models.Category]):
+class CategoryByIdLoader(RowByKeyLoader[int, models.CategoryView]):
     pass
 
 
-class ReviewByIdLoader(RowByKeyLoader[int, models.Review]):
+class ReviewByIdLoader(RowByKeyLoader[int, models.ReviewView]):
     pass
 
 
-class CategoriesByParentIdLoader(ChildrenByParentLoader[models.Category]):
+class CategoriesByParentIdLoader(ChildrenByParentLoader[models.CategoryView]):
     pass
 
 
-class ReviewsByProductIdLoader(PageByParentLoader[models.Review]):
+class ReviewsByProductIdLoader(PageByParentLoader[models.ReviewView]):
     pass
 
 
@@ -45,7 +45,7 @@ class ReviewCountByProductIdLoader(CountByParentLoader):
     pass
 
 
-class ReviewsByUserIdLoader(PageByParentLoader[models.Review]):
+class ReviewsByUserIdLoader(PageByParentLoader[models.ReviewView]):
     pass
 
 
@@ -53,18 +53,19 @@ class ReviewCountByUserIdLoader(CountByParentLoader):
     pass
 
 
-def hand_on_categories(loader: CategoryByIdLoader, rows: Iterable[models.Product]) -> None:
+def hand_on_categories(loader: CategoryByIdLoader, rows: Iterable[models.ProductView]) -> None:
     """Prime the category loader with the categories joined to these products."""
     for row in rows:
         if row.category is not None:
             loader.prime(row.category.id, row.category)
 
 
-def hand_on_authors(loader: DataLoader[int, User | None], pages: dict[int, list[models.Review]]) -> None:
+def hand_on_authors(loader: DataLoader[int, UserView | None], pages: dict[int, list[models.ReviewView]]) -> None:
     """Prime the user loader with the authors joined to these reviews."""
     for reviews in pages.values():
         for review in reviews:
-            loader.prime(review.author.id, review.author)
+            if review.author is not None:
+                loader.prime(review.author.id, review.author)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class ProductsLoaders:
     review_count_by_user_id: ReviewCountByUserIdLoader
 
     @classmethod
-    def create(cls, db: RequestDb, principal: Principal, user_by_id: DataLoader[int, User | None]) -> Self:
+    def create(cls, db: RequestDb, principal: Principal, user_by_id: DataLoader[int, UserView | None]) -> Self:
         """Build fresh loaders for one request (they capture its event loop and principal).
 
         Rows joined by a statement (a product's category, a review's author) are handed on to
@@ -87,24 +88,24 @@ class ProductsLoaders:
         """
         category_by_id = CategoryByIdLoader(db, products_repository.get_categories_by_ids, _id)
 
-        async def products(session: AsyncSession, ids: Sequence[int]) -> list[models.Product]:
+        async def products(session: AsyncSession, ids: Sequence[int]) -> list[models.ProductView]:
             rows = await products_repository.get_products_by_ids(session, principal, ids)
             hand_on_categories(category_by_id, rows)
             return rows
 
         async def reviews_of_products(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
-        ) -> dict[int, list[models.Review]]:
+        ) -> dict[int, list[models.ReviewView]]:
             pages = await products_repository.list_reviews_by_product_ids(session, ids, ordering, page)
             hand_on_authors(user_by_id, pages)
             return pages
 
-        async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.Review]:
+        async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.ReviewView]:
             return await products_repository.get_reviews_by_ids(session, principal, ids)
 
         async def reviews_of_users(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
-        ) -> dict[int, list[models.Review]]:
+        ) -> dict[int, list[models.ReviewView]]:
             pages = await products_repository.list_reviews_by_user_ids(session, principal, ids, ordering, page)
             hand_on_authors(user_by_id, pages)
             return pages
@@ -126,5 +127,5 @@ class ProductsLoaders:
         )
 
 
-def _id(row: models.Product | models.Category | models.Review) -> int:
+def _id(row: models.ProductView | models.CategoryView | models.ReviewView) -> int:
     return row.id

@@ -1,4 +1,7 @@
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -12,10 +15,10 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from domains.common.base import Base, TimestampMixin
-from domains.users.models import User
+from domains.users.models import UserView
 
 
 class Category(TimestampMixin, Base):
@@ -57,10 +60,6 @@ class Product(TimestampMixin, Base):
     rating_sum: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rating_average: Mapped[Decimal] = mapped_column(Numeric(4, 3), default=Decimal(0), server_default="0")
 
-    # Never loaded implicitly (lazy="raise"): repositories join it where a page will need it,
-    # and the loaders hand it on to `category_by_id`.
-    category: Mapped[Category | None] = relationship(lazy="raise")
-
 
 class Review(TimestampMixin, Base):
     __tablename__ = "review"
@@ -79,5 +78,56 @@ class Review(TimestampMixin, Base):
     title: Mapped[str] = mapped_column(String(200), default="", server_default="")
     body: Mapped[str] = mapped_column(Text, default="", server_default="")
 
-    # Joined by the review pages and handed on to the `user_by_id` loader (lazy="raise").
-    author: Mapped[User] = relationship(lazy="raise")
+
+# Read views. The read paths select these columns with Core and build plain frozen values: an
+# ORM instance sits in a reference cycle with its state, so a page of hundreds of them is
+# freed only by the cyclic garbage collector, which then costs a large share of the CPU.
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryView:
+    id: int
+    name: str
+    slug: str
+    description: str
+    parent_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    id: int
+    sku: str
+    name: str
+    slug: str
+    description: str
+    price: Decimal
+    currency: str
+    stock: int
+    is_published: bool
+    category_id: int | None
+    rating_count: int
+    rating_average: Decimal
+    created_at: datetime
+    updated_at: datetime
+    category: CategoryView | None = field(default=None, kw_only=True)  # joined by the statements that page products
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewView:
+    id: int
+    product_id: int
+    user_id: int
+    rating: int
+    title: str
+    body: str
+    created_at: datetime
+    author: UserView | None = field(default=None, kw_only=True)  # joined by the statements that page reviews
+
+
+def _columns(table: Any, view: type[Any]) -> list[Any]:
+    return [table.c[f.name] for f in fields(view) if f.name in table.c]
+
+
+CATEGORY_VIEW_COLUMNS: list[Any] = _columns(Category.__table__, CategoryView)
+PRODUCT_VIEW_COLUMNS: list[Any] = _columns(Product.__table__, ProductView)
+REVIEW_VIEW_COLUMNS: list[Any] = _columns(Review.__table__, ReviewView)

@@ -16,7 +16,7 @@ from domains.products.inputs import review_page_from_arguments
 from domains.products.loaders import hand_on_categories
 
 
-async def prefetch_products(info: Info, rows: Sequence[models.Product], selected: Sequence[Selection]) -> None:
+async def prefetch_products(info: Info, rows: Sequence[models.ProductView], selected: Sequence[Selection]) -> None:
     """Load, in one batch per relation, what `selected` asks of these products."""
     if not rows or not selected:
         return
@@ -39,7 +39,7 @@ async def prefetch_products(info: Info, rows: Sequence[models.Product], selected
             await loaders.review_count_by_product_id.load_many([row.id for row in rows])
 
 
-async def prefetch_reviews(info: Info, rows: Sequence[models.Review], selected: Sequence[Selection]) -> None:
+async def prefetch_reviews(info: Info, rows: Sequence[models.ReviewView], selected: Sequence[Selection]) -> None:
     """Load, in one batch per relation, what `selected` asks of these reviews."""
     if not rows or not selected:
         return

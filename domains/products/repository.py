@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Numeric, Select, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from domains.common.keyset import (
     Ordering,
@@ -18,11 +17,22 @@ from domains.common.keyset import (
     SortKey,
     attribute_key,
     keyset_select,
-    keyset_window_select,
+    keyset_window,
     to_page,
 )
 from domains.common.principal import Principal
-from domains.products.models import Category, Product, Review
+from domains.products.models import (
+    CATEGORY_VIEW_COLUMNS,
+    PRODUCT_VIEW_COLUMNS,
+    REVIEW_VIEW_COLUMNS,
+    Category,
+    CategoryView,
+    Product,
+    ProductView,
+    Review,
+    ReviewView,
+)
+from domains.users.models import USER_VIEW_COLUMNS, User, UserView
 
 
 class ProductSortField(StrEnum):
@@ -79,27 +89,43 @@ def _product_conditions(principal: Principal, where: ProductFilter) -> list[Colu
     return conditions
 
 
-async def get_products_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[Product]:
+_PRODUCT_WIDTH = len(PRODUCT_VIEW_COLUMNS)
+_REVIEW_WIDTH = len(REVIEW_VIEW_COLUMNS)
+
+
+def _products_with_categories() -> Select[Any]:
+    return select(*PRODUCT_VIEW_COLUMNS, *CATEGORY_VIEW_COLUMNS).outerjoin(Category, Category.id == Product.category_id)
+
+
+def _product_view(row: Sequence[Any]) -> ProductView:
+    category = row[_PRODUCT_WIDTH:]
+    return ProductView(*row[:_PRODUCT_WIDTH], category=CategoryView(*category) if category[0] is not None else None)
+
+
+def _review_view(row: Sequence[Any]) -> ReviewView:
+    author = row[_REVIEW_WIDTH:]
+    return ReviewView(*row[:_REVIEW_WIDTH], author=UserView(*author) if author else None)
+
+
+async def get_products_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[ProductView]:
     """Get the visible products among these ids, with their categories."""
-    stmt = (
-        select(Product).where(Product.id.in_(ids), *_visible_products(principal)).options(joinedload(Product.category))
-    )
-    return list((await session.scalars(stmt)).all())
+    stmt = _products_with_categories().where(Product.id.in_(ids), *_visible_products(principal))
+    return [_product_view(row) for row in await session.execute(stmt)]
 
 
-async def get_product_by_slug(session: AsyncSession, principal: Principal, slug: str) -> Product | None:
-    """Get a visible product by its slug."""
-    stmt = select(Product).where(Product.slug == slug, *_visible_products(principal))
-    return (await session.scalars(stmt)).one_or_none()
+async def get_product_by_slug(session: AsyncSession, principal: Principal, slug: str) -> ProductView | None:
+    """Get a visible product by its slug, with its category."""
+    stmt = _products_with_categories().where(Product.slug == slug, *_visible_products(principal))
+    row = (await session.execute(stmt)).one_or_none()
+    return _product_view(row) if row is not None else None
 
 
 async def list_products(
     session: AsyncSession, principal: Principal, where: ProductFilter, ordering: Ordering, page: PageRequest
-) -> Page[Product]:
+) -> Page[ProductView]:
     """List one keyset page of the visible products matching a filter, with their categories."""
-    visible = select(Product).where(*_product_conditions(principal, where)).options(joinedload(Product.category))
-    stmt = keyset_select(visible, ordering, Product.id, page)
-    rows = (await session.scalars(stmt)).all()
+    visible = _products_with_categories().where(*_product_conditions(principal, where))
+    rows = [_product_view(row) for row in await session.execute(keyset_select(visible, ordering, Product.id, page))]
     return to_page(rows, ordering, page, attribute_key(ordering))
 
 
@@ -109,18 +135,20 @@ async def count_products(session: AsyncSession, principal: Principal, where: Pro
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def get_categories_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Category]:
+async def get_categories_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[CategoryView]:
     """Get the categories among these ids."""
-    return list((await session.scalars(select(Category).where(Category.id.in_(ids)))).all())
+    stmt = select(*CATEGORY_VIEW_COLUMNS).where(Category.id.in_(ids))
+    return [CategoryView(*row) for row in await session.execute(stmt)]
 
 
-async def get_category_by_slug(session: AsyncSession, slug: str) -> Category | None:
+async def get_category_by_slug(session: AsyncSession, slug: str) -> CategoryView | None:
     """Get a category by its slug."""
-    return (await session.scalars(select(Category).where(Category.slug == slug))).one_or_none()
+    row = (await session.execute(select(*CATEGORY_VIEW_COLUMNS).where(Category.slug == slug))).one_or_none()
+    return CategoryView(*row) if row is not None else None
 
 
 def _categories_under(parent_id: int | None, roots_only: bool) -> Select[Any]:
-    stmt = select(Category)
+    stmt = select(*CATEGORY_VIEW_COLUMNS)
     if parent_id is not None:
         return stmt.where(Category.parent_id == parent_id)
     return stmt.where(Category.parent_id.is_(None)) if roots_only else stmt
@@ -128,10 +156,10 @@ def _categories_under(parent_id: int | None, roots_only: bool) -> Select[Any]:
 
 async def list_categories(
     session: AsyncSession, *, parent_id: int | None, roots_only: bool, page: PageRequest
-) -> Page[Category]:
+) -> Page[CategoryView]:
     """List one page of categories by name: all, the roots, or one category's children."""
     stmt = keyset_select(_categories_under(parent_id, roots_only), CATEGORY_ORDERING, Category.id, page)
-    rows = (await session.scalars(stmt)).all()
+    rows = [CategoryView(*row) for row in await session.execute(stmt)]
     return to_page(rows, CATEGORY_ORDERING, page, attribute_key(CATEGORY_ORDERING))
 
 
@@ -141,39 +169,56 @@ async def count_categories(session: AsyncSession, *, parent_id: int | None, root
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def list_children_by_parent_ids(session: AsyncSession, parent_ids: Sequence[int]) -> dict[int, list[Category]]:
+async def list_children_by_parent_ids(
+    session: AsyncSession, parent_ids: Sequence[int]
+) -> dict[int, list[CategoryView]]:
     """List the direct subcategories of each category, by name."""
-    stmt = select(Category).where(Category.parent_id.in_(parent_ids)).order_by(Category.name, Category.id)
-    children: dict[int, list[Category]] = defaultdict(list)
-    for category in (await session.scalars(stmt)).all():
+    stmt = select(*CATEGORY_VIEW_COLUMNS).where(Category.parent_id.in_(parent_ids)).order_by(Category.name, Category.id)
+    children: dict[int, list[CategoryView]] = defaultdict(list)
+    for row in await session.execute(stmt):
+        category = CategoryView(*row)
         if category.parent_id is not None:
             children[category.parent_id].append(category)
     return children
 
 
-def _visible_reviews(principal: Principal) -> Select[Review]:
-    stmt = select(Review)
+def _visible_reviews(principal: Principal) -> Select[Any]:
+    stmt = select(*REVIEW_VIEW_COLUMNS)
     if principal.is_staff:
         return stmt
     # A review is as visible as its product.
     return stmt.join(Product, Product.id == Review.product_id).where(Product.is_published.is_(True))
 
 
-async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[Review]:
-    """Get the visible reviews among these ids."""
-    return list((await session.scalars(_visible_reviews(principal).where(Review.id.in_(ids)))).all())
+async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[ReviewView]:
+    """Get the visible reviews among these ids, with their authors."""
+    stmt = _visible_reviews(principal).add_columns(*USER_VIEW_COLUMNS).join(User, User.id == Review.user_id)
+    return [_review_view(row) for row in await session.execute(stmt.where(Review.id.in_(ids)))]
+
+
+async def _review_pages(
+    session: AsyncSession, stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest
+) -> dict[int, list[ReviewView]]:
+    inner, on_page, order = keyset_window(stmt, partition, ordering, Review.id, page)
+    paged = (
+        select(*(inner.c[column.key] for column in REVIEW_VIEW_COLUMNS), *USER_VIEW_COLUMNS)
+        .join(User, User.id == inner.c.user_id)
+        .where(on_page)
+        .order_by(*order)
+    )
+    pages: dict[int, list[ReviewView]] = defaultdict(list)
+    for row in await session.execute(paged):
+        review = _review_view(row)
+        pages[getattr(review, partition.key)].append(review)
+    return pages
 
 
 async def list_reviews_by_product_ids(
     session: AsyncSession, product_ids: Sequence[int], ordering: Ordering, page: PageRequest
-) -> dict[int, list[Review]]:
+) -> dict[int, list[ReviewView]]:
     """List one page (plus a look-ahead row) of reviews for each product, with authors, in one statement."""
-    stmt = select(Review).where(Review.product_id.in_(product_ids))
-    window = keyset_window_select(stmt, Review, Review.product_id, ordering, Review.id, page, joined=("author",))
-    by_product: dict[int, list[Review]] = defaultdict(list)
-    for review in (await session.scalars(window)).all():
-        by_product[review.product_id].append(review)
-    return by_product
+    stmt = select(*REVIEW_VIEW_COLUMNS).where(Review.product_id.in_(product_ids))
+    return await _review_pages(session, stmt, Review.product_id, ordering, page)
 
 
 async def count_reviews_by_product_ids(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
@@ -184,14 +229,10 @@ async def count_reviews_by_product_ids(session: AsyncSession, product_ids: Seque
 
 async def list_reviews_by_user_ids(
     session: AsyncSession, principal: Principal, user_ids: Sequence[int], ordering: Ordering, page: PageRequest
-) -> dict[int, list[Review]]:
+) -> dict[int, list[ReviewView]]:
     """List one page (plus a look-ahead row) of each user's visible reviews, with authors, in one statement."""
     stmt = _visible_reviews(principal).where(Review.user_id.in_(user_ids))
-    window = keyset_window_select(stmt, Review, Review.user_id, ordering, Review.id, page, joined=("author",))
-    by_user: dict[int, list[Review]] = defaultdict(list)
-    for review in (await session.scalars(window)).all():
-        by_user[review.user_id].append(review)
-    return by_user
+    return await _review_pages(session, stmt, Review.user_id, ordering, page)
 
 
 async def count_reviews_by_user_ids(

@@ -36,7 +36,7 @@ class Category(Node):
     parent_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_model(cls, row: models.Category) -> Self:
+    def from_model(cls, row: models.CategoryView) -> Self:
         return cls(
             id=cls.global_id(row.id),
             pk=row.id,
@@ -109,7 +109,7 @@ class Product(Node):
     units: strawberry.Private[int]
 
     @classmethod
-    def from_model(cls, row: models.Product) -> Self:
+    def from_model(cls, row: models.ProductView) -> Self:
         return cls(
             id=cls.global_id(row.id),
             pk=row.id,
@@ -182,7 +182,7 @@ class Product(Node):
         ordering, page = review_page(order_by, first=first, after=after, last=last, before=before)
         loaders = info.context.loaders.products
 
-        def connection(rows: Page[models.Review]) -> Connection[Review]:
+        def connection(rows: Page[models.ReviewView]) -> Connection[Review]:
             return Connection.from_page(
                 rows, Review.from_model, lambda: loaders.review_count_by_product_id.load(self.pk)
             )
@@ -203,7 +203,7 @@ class Review(Node):
     user_id: strawberry.Private[int]
 
     @classmethod
-    def from_model(cls, row: models.Review) -> Self:
+    def from_model(cls, row: models.ReviewView) -> Self:
         return cls(
             id=cls.global_id(row.id),
             pk=row.id,

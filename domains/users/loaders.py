@@ -9,11 +9,11 @@ from domains.users import models
 from domains.users import repository as users_repository
 
 
-class UserByIdLoader(RowByKeyLoader[int, models.User]):
+class UserByIdLoader(RowByKeyLoader[int, models.UserView]):
     pass
 
 
-def _id(row: models.User) -> int:
+def _id(row: models.UserView) -> int:
     return row.id
 
 

@@ -1,4 +1,6 @@
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
@@ -44,3 +46,18 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user row as the read paths need it: a plain value, free of ORM identity and state."""
+
+    id: int
+    email: str
+    name: str
+    roles: list[str]
+    is_active: bool
+    created_at: datetime
+
+
+USER_VIEW_COLUMNS: list[Any] = [User.__table__.c[f.name] for f in fields(UserView)]

@@ -42,7 +42,7 @@ class User(Node):
     private_roles: strawberry.Private[list[str]]
 
     @classmethod
-    def from_model(cls, row: models.User) -> Self:
+    def from_model(cls, row: models.UserView) -> Self:
         return cls(
             id=cls.global_id(row.id),
             pk=row.id,
