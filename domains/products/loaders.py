@@ -60,12 +60,15 @@ def hand_on_categories(loader: CategoryByIdLoader, rows: Iterable[models.Product
             loader.prime(row.category.id, row.category)
 
 
-def hand_on_authors(loader: DataLoader[int, UserView | None], pages: dict[int, list[models.ReviewView]]) -> None:
+def hand_on_authors(loader: DataLoader[int, UserView | None], reviews: Iterable[models.ReviewView]) -> None:
     """Prime the user loader with the authors joined to these reviews."""
-    for reviews in pages.values():
-        for review in reviews:
-            if review.author is not None:
-                loader.prime(review.author.id, review.author)
+    for review in reviews:
+        if review.author is not None:
+            loader.prime(review.author.id, review.author)
+
+
+def _all(pages: dict[int, list[models.ReviewView]]) -> Iterable[models.ReviewView]:
+    return (review for page in pages.values() for review in page)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +100,19 @@ class ProductsLoaders:
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
         ) -> dict[int, list[models.ReviewView]]:
             pages = await products_repository.list_reviews_by_product_ids(session, ids, ordering, page)
-            hand_on_authors(user_by_id, pages)
+            hand_on_authors(user_by_id, _all(pages))
             return pages
 
         async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.ReviewView]:
-            return await products_repository.get_reviews_by_ids(session, principal, ids)
+            rows = await products_repository.get_reviews_by_ids(session, principal, ids)
+            hand_on_authors(user_by_id, rows)
+            return rows
 
         async def reviews_of_users(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
         ) -> dict[int, list[models.ReviewView]]:
             pages = await products_repository.list_reviews_by_user_ids(session, principal, ids, ordering, page)
-            hand_on_authors(user_by_id, pages)
+            hand_on_authors(user_by_id, _all(pages))
             return pages
 
         async def review_counts_of_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:

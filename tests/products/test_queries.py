@@ -296,3 +296,21 @@ async def test_me_is_null_when_anonymous(client: AsyncClient) -> None:
 
     # then
     assert data["me"] is None
+
+
+async def test_a_review_by_id_brings_its_author_in_the_same_statement(
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given
+    author = await create_user(db_session, name="Bea")
+    review = await create_review(db_session, product=await create_product(db_session), author=author)
+    await db_session.commit()
+    query = "query ($id: ID!) { node(id: $id) { ... on Review { rating author { name } } } }"
+
+    # when
+    with count_statements(app) as statements:
+        data = await gql(client, query, {"id": encode_global_id("Review", review.id)})
+
+    # then
+    assert data["node"] == {"rating": 5, "author": {"name": "Bea"}}
+    assert len(statements) == 1
