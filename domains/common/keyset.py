@@ -149,21 +149,37 @@ def _bounds(ordering: Ordering, id_column: InstrumentedAttribute[int], page: Pag
     column = ordering.key.column
     pair = tuple_(column, id_column)
 
-    def bound(cursor: Cursor) -> ColumnElement[Any]:
-        # Typed binds, so that a datetime or decimal key is sent the way the column stores it.
+    def bound(name: str, cursor: Cursor) -> ColumnElement[Any]:
+        # Named, typed binds: a datetime or decimal key is sent the way the column stores it,
+        # and a cached statement takes the next page's values through `page_parameters`.
         return tuple_(
-            bindparam(None, cursor.key, type_=column.type),
-            bindparam(None, cursor.id, type_=id_column.type),
+            bindparam(f"{name}_key", cursor.key, type_=column.type),
+            bindparam(f"{name}_id", cursor.id, type_=id_column.type),
         )
 
     conditions: list[ColumnElement[bool]] = []
     if page.after is not None:
-        after = bound(page.after)
+        after = bound("after", page.after)
         conditions.append(pair < after if ordering.descending else pair > after)
     if page.before is not None:
-        before = bound(page.before)
+        before = bound("before", page.before)
         conditions.append(pair > before if ordering.descending else pair < before)
     return conditions
+
+
+def page_shape(page: PageRequest) -> tuple[bool, bool, bool]:
+    """What a page's statement depends on besides values: one statement serves every page of a shape."""
+    return page.backward, page.after is not None, page.before is not None
+
+
+def page_parameters(page: PageRequest) -> dict[str, Any]:
+    """The bind values of a page, for a statement built for another page of the same shape."""
+    parameters: dict[str, Any] = {"page_limit": page.size + 1}
+    for name, cursor in (("after", page.after), ("before", page.before)):
+        if cursor is not None:
+            parameters[f"{name}_key"] = cursor.key
+            parameters[f"{name}_id"] = cursor.id
+    return parameters
 
 
 def _order_by(ordering: Ordering, id_column: InstrumentedAttribute[int], page: PageRequest) -> list[ColumnElement[Any]]:
@@ -202,7 +218,8 @@ def keyset_window(
         .label("page_position")
     )
     inner = stmt.where(*_bounds(ordering, id_column, page)).add_columns(position).subquery()
-    return inner, inner.c.page_position <= page.size + 1, [inner.c[partition.key], inner.c.page_position]
+    on_page = inner.c.page_position <= bindparam("page_limit", page.size + 1)
+    return inner, on_page, [inner.c[partition.key], inner.c.page_position]
 
 
 def to_page(
@@ -245,6 +262,8 @@ __all__ = [
     "encode_cursor",
     "keyset_select",
     "keyset_window",
+    "page_parameters",
     "page_request",
+    "page_shape",
     "to_page",
 ]

@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Numeric, Select, cast, func, select, update
+from sqlalchemy import ColumnElement, Float, Numeric, Select, bindparam, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import (
@@ -18,6 +18,8 @@ from domains.common.keyset import (
     attribute_key,
     keyset_select,
     keyset_window,
+    page_parameters,
+    page_shape,
     to_page,
 )
 from domains.common.principal import Principal
@@ -182,12 +184,16 @@ async def list_children_by_parent_ids(
     return children
 
 
-def _visible_reviews(principal: Principal) -> Select[Any]:
+def _reviews(*, published_only: bool) -> Select[Any]:
     stmt = select(*REVIEW_VIEW_COLUMNS)
-    if principal.is_staff:
+    if not published_only:
         return stmt
     # A review is as visible as its product.
     return stmt.join(Product, Product.id == Review.product_id).where(Product.is_published.is_(True))
+
+
+def _visible_reviews(principal: Principal) -> Select[Any]:
+    return _reviews(published_only=not principal.is_staff)
 
 
 async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[ReviewView]:
@@ -196,18 +202,40 @@ async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: S
     return [_review_view(row) for row in await session.execute(stmt.where(Review.id.in_(ids)))]
 
 
-async def _review_pages(
-    session: AsyncSession, stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest
-) -> dict[int, list[ReviewView]]:
+# Built once per shape and reused with new values: constructing this statement and its cache
+# key costs more than half a millisecond, about a tenth of a small request.
+_REVIEW_WINDOWS: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def _review_window(stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest) -> Select[Any]:
     inner, on_page, order = keyset_window(stmt, partition, ordering, Review.id, page)
-    paged = (
+    return (
         select(*(inner.c[column.key] for column in REVIEW_VIEW_COLUMNS), *USER_VIEW_COLUMNS)
         .join(User, User.id == inner.c.user_id)
         .where(on_page)
         .order_by(*order)
     )
+
+
+async def _review_pages(
+    session: AsyncSession,
+    partition: Any,
+    parent_ids: Sequence[int],
+    ordering: Ordering,
+    page: PageRequest,
+    *,
+    published_only: bool,
+) -> dict[int, list[ReviewView]]:
+    key = (partition.key, published_only, ordering, page_shape(page))
+    paged = _REVIEW_WINDOWS.get(key)
+    if paged is None:
+        parents = partition.in_(bindparam("parent_ids", expanding=True))
+        paged = _REVIEW_WINDOWS[key] = _review_window(
+            _reviews(published_only=published_only).where(parents), partition, ordering, page
+        )
     pages: dict[int, list[ReviewView]] = defaultdict(list)
-    for row in await session.execute(paged):
+    parameters = {"parent_ids": list(parent_ids), **page_parameters(page)}
+    for row in await session.execute(paged, parameters):
         review = _review_view(row)
         pages[getattr(review, partition.key)].append(review)
     return pages
@@ -217,8 +245,8 @@ async def list_reviews_by_product_ids(
     session: AsyncSession, product_ids: Sequence[int], ordering: Ordering, page: PageRequest
 ) -> dict[int, list[ReviewView]]:
     """List one page (plus a look-ahead row) of reviews for each product, with authors, in one statement."""
-    stmt = select(*REVIEW_VIEW_COLUMNS).where(Review.product_id.in_(product_ids))
-    return await _review_pages(session, stmt, Review.product_id, ordering, page)
+    # Reviews are as visible as their product, and the caller could already see these products.
+    return await _review_pages(session, Review.product_id, product_ids, ordering, page, published_only=False)
 
 
 async def count_reviews_by_product_ids(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
@@ -231,8 +259,7 @@ async def list_reviews_by_user_ids(
     session: AsyncSession, principal: Principal, user_ids: Sequence[int], ordering: Ordering, page: PageRequest
 ) -> dict[int, list[ReviewView]]:
     """List one page (plus a look-ahead row) of each user's visible reviews, with authors, in one statement."""
-    stmt = _visible_reviews(principal).where(Review.user_id.in_(user_ids))
-    return await _review_pages(session, stmt, Review.user_id, ordering, page)
+    return await _review_pages(session, Review.user_id, user_ids, ordering, page, published_only=not principal.is_staff)
 
 
 async def count_reviews_by_user_ids(

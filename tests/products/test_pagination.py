@@ -205,3 +205,30 @@ async def test_reviews_page_per_product_by_rating_and_backwards(client: AsyncCli
     assert [n["rating"] for n in first["nodes"] + second["nodes"]] == [5, 5, 4, 3]
     assert second["pageInfo"]["hasNextPage"] is True
     assert last == {"pageInfo": {"hasPreviousPage": True}, "nodes": [{"rating": 5}, {"rating": 5}]}
+
+
+async def test_review_pages_of_one_shape_take_each_page_own_cursor(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given: five reviews, walked one per page, so every page after the first has the same shape
+    product = await create_product(db_session)
+    for rating in [2, 4, 1, 5, 3]:
+        await create_review(db_session, product=product, author=await create_user(db_session), rating=rating)
+    await db_session.commit()
+    query = """query ($id: ID!, $after: String) { node(id: $id) { ... on Product {
+        reviews(first: 1, after: $after, orderBy: {field: RATING, direction: ASC}) {
+          pageInfo { hasNextPage endCursor } nodes { rating } } } } }"""
+    gid = encode_global_id("Product", product.id)
+
+    # when
+    ratings: list[int] = []
+    cursor: str | None = None
+    while True:
+        reviews = (await gql(client, query, {"id": gid, "after": cursor}))["node"]["reviews"]
+        ratings += [node["rating"] for node in reviews["nodes"]]
+        if not reviews["pageInfo"]["hasNextPage"]:
+            break
+        cursor = reviews["pageInfo"]["endCursor"]
+
+    # then
+    assert ratings == [1, 2, 3, 4, 5]
