@@ -65,17 +65,29 @@ class RequestDb:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._lock = asyncio.Lock()
+        self._reading = False
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """Lend the session for reads; its connection stays checked out until `close()`."""
+        """Lend the session for reads; its connection stays checked out until `close()`.
+
+        Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot
+        anyway, and it spares each request a BEGIN and a ROLLBACK round trip.
+        """
         async with self._lock:
+            if not self._reading:
+                await self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                self._reading = True
             yield self._session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """Lend the session for one unit of work: commit on success, roll back on any error."""
         async with self._lock:
+            if self._reading:
+                # Give back the autocommit connection: the unit of work gets a transactional one.
+                await self._session.close()
+                self._reading = False
             try:
                 yield self._session
             except BaseException:
