@@ -28,9 +28,6 @@ def error_code(error: GraphQLError) -> str:
             return BAD_USER_INPUT
         if original is None or isinstance(original, GraphQLError):
             return GRAPHQL_VALIDATION_FAILED
-    existing = (error.extensions or {}).get("code")
-    if original is None and isinstance(existing, str) and existing != INTERNAL_SERVER_ERROR:
-        return existing
     return INTERNAL_SERVER_ERROR
 
 
@@ -70,10 +67,11 @@ class ErrorFormatter(MaskErrors):
         shaped: list[GraphQLError] = []
         for error in errors:
             code = error_code(error)
-            kept = self.anonymise_error(error) if code == INTERNAL_SERVER_ERROR else error
-            extensions: dict[str, Any] = {**(error.extensions or {}), "code": code, "requestId": request_id}
-            if code == INTERNAL_SERVER_ERROR:
-                extensions = {"code": code, "requestId": request_id}
+            masked = code == INTERNAL_SERVER_ERROR
+            kept = self.anonymise_error(error) if masked else error
+            # A masked error keeps none of its extensions: they may carry internals too.
+            extensions: dict[str, Any] = {} if masked else dict(error.extensions or {})
+            extensions |= {"code": code, "requestId": request_id}
             shaped.append(
                 GraphQLError(
                     kept.message,

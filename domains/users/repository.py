@@ -11,8 +11,3 @@ from domains.users.models import USER_VIEW_COLUMNS, User, UserView
 async def get_users_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[UserView]:
     """Get the users among these ids."""
     return [UserView(*row) for row in await session.execute(select(*USER_VIEW_COLUMNS).where(User.id.in_(ids)))]
-
-
-async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    """Get a user by e-mail address (stored lower-cased)."""
-    return (await session.scalars(select(User).where(User.email == email.lower()))).one_or_none()
