@@ -7,11 +7,14 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import graphiql, health
+from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
 from api.graphql import create_graphql_router
+from api.limits import RateLimits, create_limit_storage
 from api.observability import RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
 
@@ -26,13 +29,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        app.state.rate_limits = RateLimits(create_limit_storage(settings, redis), settings)
         app.state.shutting_down = False
         try:
             yield
         finally:
             app.state.shutting_down = True
+            await app.state.rate_limits.close()
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -43,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.token_issuer = build_token_issuer(settings)
     app.include_router(health.router)
     if settings.graphiql_enabled:
         if not graphiql.assets_present():

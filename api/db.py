@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from starlette.requests import HTTPConnection
 
 from api.settings import Settings
 
@@ -98,3 +99,12 @@ class RequestDb:
     async def close(self) -> None:
         """Release the connection; never commits."""
         await self._session.close()
+
+
+async def get_request_db(connection: HTTPConnection) -> AsyncIterator[RequestDb]:
+    """Open the request's (or WebSocket's) session and always close it, also when a resolver raised."""
+    db = RequestDb(connection.app.state.sessionmaker())
+    try:
+        yield db
+    finally:
+        await db.close()

@@ -6,6 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Self
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -34,6 +35,16 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    jwt_private_key: SecretStr | None = None
+    jwt_key_id: str = "1"
+    jwt_public_keys: dict[str, str] = Field(default_factory=dict)
+    jwt_issuer: str = "storefront-graphql"
+    jwt_audience: str = "storefront-graphql"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    api_key_touch_interval_seconds: int = Field(default=60, ge=1)
+    login_rate_limit: str = "5/minute"
+    redis_key_prefix: str = "storefront"
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
@@ -53,6 +64,29 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("jwt_private_key", mode="before")
+    @classmethod
+    def _unescape_pem(cls, value: object) -> object:
+        # A PEM key in one environment variable usually arrives with its newlines written as \n.
+        if isinstance(value, str):
+            return value.replace("\\n", "\n").strip() or None
+        return value
+
+    @field_validator("jwt_public_keys", mode="after")
+    @classmethod
+    def _unescape_public_pems(cls, value: dict[str, str]) -> dict[str, str]:
+        return {kid: pem.replace("\\n", "\n").strip() for kid, pem in value.items()}
+
+    @field_validator("login_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            msg = f"LOGIN_RATE_LIMIT must look like '5/minute' (got {value!r})"
+            raise ValueError(msg) from exc
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -80,9 +114,10 @@ class Settings(BaseSettings):
         if self.database_url is None:
             problems.append("DATABASE_URL must be set in production")
         secret = self.jwt_secret.get_secret_value()
-        if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_JWT_SECRET_LENGTH:
+        if self.jwt_private_key is None and (secret == DEFAULT_JWT_SECRET or len(secret) < MIN_JWT_SECRET_LENGTH):
             problems.append(
-                f"JWT_SECRET must be set to a random value of at least {MIN_JWT_SECRET_LENGTH} characters in production"
+                f"JWT_SECRET must be set to a random value of at least {MIN_JWT_SECRET_LENGTH} characters "
+                "in production (or configure JWT_PRIVATE_KEY for RS256)"
             )
         if not self.cors_origins or "*" in self.cors_origins:
             problems.append("CORS_ORIGINS must list explicit origins in production ('*' is refused)")

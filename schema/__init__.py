@@ -11,8 +11,11 @@ from strawberry.extensions import AddValidationRules, ParserCache, ValidationCac
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.auth.principal import RefuseUntrustedCredentials
 from api.errors import ErrorFormatter, log_unexpected
+from api.limits import RateLimitedStatus
 from domains.products.queries import ProductsQuery
+from domains.users.mutations import UsersMutation
 from domains.users.queries import UsersQuery
 from schema.node import NodeQuery
 
@@ -21,6 +24,11 @@ DOCUMENT_CACHE_SIZE = 512
 
 @strawberry.type(description="Read the storefront: the catalog, your account, any object by id.")
 class Query(NodeQuery, UsersQuery, ProductsQuery):
+    pass
+
+
+@strawberry.type(description="Change the storefront: accounts and sessions. Each field runs in one transaction.")
+class Mutation(UsersMutation):
     pass
 
 
@@ -49,12 +57,16 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
     # Factories: Strawberry builds fresh extensions per request; the caches live at module level.
     extensions: list[Any] = [
         ErrorFormatter,
+        RateLimitedStatus,
+        RefuseUntrustedCredentials,
         lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return StorefrontSchema(query=Query, extensions=extensions, config=StrawberryConfig(auto_camel_case=True))
+    return StorefrontSchema(
+        query=Query, mutation=Mutation, extensions=extensions, config=StrawberryConfig(auto_camel_case=True)
+    )
 
 
 schema = build_schema()

@@ -59,7 +59,7 @@ async def test_seed_has_the_documented_accounts_and_a_varied_catalog(db_session:
         "staff@example.com": ["STAFF"],
         "customer@example.com": ["CUSTOMER"],
     }
-    assert await verify_password(DEMO_PASSWORD, accounts["customer@example.com"].password_hash)
+    assert (await verify_password(DEMO_PASSWORD, accounts["customer@example.com"].password_hash))[0]
     assert sold_out
     assert unpublished
     assert nested

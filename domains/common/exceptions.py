@@ -1,10 +1,15 @@
 """The error vocabulary of the core.
 
-ClientError -> a top-level GraphQL error with `extensions.code` and a message safe to show
-(bad arguments now; authentication, authorization and limits join it with their issues).
+ClientError      -> a top-level GraphQL error with `extensions.code` and a message safe to show:
+  BadUserInputError, UnauthenticatedError, ForbiddenError, RateLimitedError.
+DomainError      -> an expected failure of a use case, shown to the client as `userErrors`
+  (each with an ErrorCode and a field path); InvalidInputError carries several at once.
 Anything else is unexpected and is masked at the edge.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 
@@ -20,3 +25,84 @@ class ClientError(Exception):
 
 class BadUserInputError(ClientError):
     code = "BAD_USER_INPUT"
+
+
+class UnauthenticatedError(ClientError):
+    """The request carried a credential that cannot be trusted, or none where one is needed."""
+
+    code = "UNAUTHENTICATED"
+
+
+class ForbiddenError(ClientError):
+    code = "FORBIDDEN"
+
+
+class RateLimitedError(ClientError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ErrorCode(StrEnum):
+    """Why a mutation refused its input; exposed as the GraphQL enum `UserErrorCode`."""
+
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    TOO_SHORT = "TOO_SHORT"
+    TOO_LONG = "TOO_LONG"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    PASSWORD_TOO_SIMILAR = "PASSWORD_TOO_SIMILAR"  # noqa: S105 - an error code, not a password
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 - an error code, not a token
+    ROLE_NOT_HELD = "ROLE_NOT_HELD"
+    CANNOT_REMOVE_OWN_ADMIN = "CANNOT_REMOVE_OWN_ADMIN"
+
+
+ERROR_CODE_DESCRIPTIONS = {
+    ErrorCode.INVALID: "The value has the wrong format or is out of range.",
+    ErrorCode.REQUIRED: "A value is needed here.",
+    ErrorCode.TOO_SHORT: "The value is shorter than allowed.",
+    ErrorCode.TOO_LONG: "The value is longer than allowed.",
+    ErrorCode.NOT_FOUND: "Nothing with this id exists, or you may not see it.",
+    ErrorCode.ALREADY_EXISTS: "The value must be unique and is taken.",
+    ErrorCode.PASSWORD_TOO_SIMILAR: "The password contains the e-mail address or the name.",
+    ErrorCode.INVALID_CREDENTIALS: "The e-mail address or the password is wrong.",
+    ErrorCode.INVALID_TOKEN: "The token is unknown, expired, revoked or already used.",
+    ErrorCode.ROLE_NOT_HELD: "An API key can only hold roles its owner holds.",
+    ErrorCode.CANNOT_REMOVE_OWN_ADMIN: "An admin cannot remove their own ADMIN role.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One problem with one input value; `field` is its path from the mutation's arguments."""
+
+    code: ErrorCode
+    message: str
+    field: tuple[str, ...] | None = None
+
+
+class DomainError(Exception):
+    """An expected failure of a use case; becomes `userErrors`, never a GraphQL error."""
+
+    def __init__(self, code: ErrorCode, message: str, field: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: tuple[FieldProblem, ...] = (
+            FieldProblem(code, message, tuple(field) if field is not None else None),
+        )
+
+
+class InvalidInputError(DomainError):
+    """Every problem found in one input at once, because a form wants them all."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        Exception.__init__(self, "; ".join(problem.message for problem in problems))
+        self.problems = tuple(problems)
+
+
+class NotFoundError(DomainError):
+    def __init__(self, message: str, field: Sequence[str]) -> None:
+        super().__init__(ErrorCode.NOT_FOUND, message, field)

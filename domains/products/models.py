@@ -102,13 +102,14 @@ class ProductView:
     description: str
     price: Decimal
     currency: str
-    stock: int
+    stock: int | None  # null unless the reader is staff: the repository's statements leave it out
     is_published: bool
     category_id: int | None
     rating_count: int
     rating_average: Decimal
     created_at: datetime
     updated_at: datetime
+    in_stock: bool
     category: CategoryView | None = field(default=None, kw_only=True)  # joined by the statements that page products
 
 

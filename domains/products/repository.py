@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Numeric, Select, bindparam, cast, func, select, update
+from sqlalchemy import ColumnElement, Float, Numeric, Select, bindparam, cast, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import (
@@ -91,12 +91,23 @@ def _product_conditions(principal: Principal, where: ProductFilter) -> list[Colu
     return conditions
 
 
-_PRODUCT_WIDTH = len(PRODUCT_VIEW_COLUMNS)
+def _product_columns(*, with_stock: bool) -> list[Any]:
+    # Stock counts are staff-only; everyone else learns only whether a product is in stock.
+    stock = Product.stock if with_stock else null().label("stock")
+    return [stock if column.key == "stock" else column for column in PRODUCT_VIEW_COLUMNS] + [
+        (Product.stock > 0).label("in_stock")
+    ]
+
+
+_STAFF_PRODUCT_COLUMNS = _product_columns(with_stock=True)
+_PUBLIC_PRODUCT_COLUMNS = _product_columns(with_stock=False)
+_PRODUCT_WIDTH = len(_PUBLIC_PRODUCT_COLUMNS)
 _REVIEW_WIDTH = len(REVIEW_VIEW_COLUMNS)
 
 
-def _products_with_categories() -> Select[Any]:
-    return select(*PRODUCT_VIEW_COLUMNS, *CATEGORY_VIEW_COLUMNS).outerjoin(Category, Category.id == Product.category_id)
+def _products_with_categories(principal: Principal) -> Select[Any]:
+    columns = _STAFF_PRODUCT_COLUMNS if principal.is_staff else _PUBLIC_PRODUCT_COLUMNS
+    return select(*columns, *CATEGORY_VIEW_COLUMNS).outerjoin(Category, Category.id == Product.category_id)
 
 
 def _product_view(row: Sequence[Any]) -> ProductView:
@@ -111,13 +122,13 @@ def _review_view(row: Sequence[Any]) -> ReviewView:
 
 async def get_products_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[ProductView]:
     """Get the visible products among these ids, with their categories."""
-    stmt = _products_with_categories().where(Product.id.in_(ids), *_visible_products(principal))
+    stmt = _products_with_categories(principal).where(Product.id.in_(ids), *_visible_products(principal))
     return [_product_view(row) for row in await session.execute(stmt)]
 
 
 async def get_product_by_slug(session: AsyncSession, principal: Principal, slug: str) -> ProductView | None:
     """Get a visible product by its slug, with its category."""
-    stmt = _products_with_categories().where(Product.slug == slug, *_visible_products(principal))
+    stmt = _products_with_categories(principal).where(Product.slug == slug, *_visible_products(principal))
     row = (await session.execute(stmt)).one_or_none()
     return _product_view(row) if row is not None else None
 
@@ -126,7 +137,7 @@ async def list_products(
     session: AsyncSession, principal: Principal, where: ProductFilter, ordering: Ordering, page: PageRequest
 ) -> Page[ProductView]:
     """List one keyset page of the visible products matching a filter, with their categories."""
-    visible = _products_with_categories().where(*_product_conditions(principal, where))
+    visible = _products_with_categories(principal).where(*_product_conditions(principal, where))
     rows = [_product_view(row) for row in await session.execute(keyset_select(visible, ordering, Product.id, page))]
     return to_page(rows, ordering, page, attribute_key(ordering))
 

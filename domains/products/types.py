@@ -106,7 +106,7 @@ class Product(Node):
     created_at: datetime = strawberry.field(description="When the product was added.")
     updated_at: datetime = strawberry.field(description="When the product last changed.")
     category_id: strawberry.Private[int | None]
-    units: strawberry.Private[int]
+    stock: int | None = strawberry.field(description="Units in stock. Staff only; null for everyone else.")
 
     @classmethod
     def from_model(cls, row: models.ProductView) -> Self:
@@ -118,14 +118,14 @@ class Product(Node):
             slug=row.slug,
             description=row.description,
             price=Money(amount=row.price, currency=row.currency),
-            in_stock=row.stock > 0,
+            in_stock=row.in_stock,
             rating=ProductRating(
                 average=float(row.rating_average) if row.rating_count else None, count=row.rating_count
             ),
             created_at=row.created_at,
             updated_at=row.updated_at,
             category_id=row.category_id,
-            units=row.stock,
+            stock=row.stock,
         )
 
     @classmethod
@@ -153,10 +153,6 @@ class Product(Node):
                 return await products_repository.count_products(session, principal, where)
 
         return Connection.from_page(rows, cls.from_model, count)
-
-    @strawberry.field(description="Units in stock. Staff only; null for everyone else.")
-    def stock(self, info: Info) -> int | None:
-        return self.units if info.context.principal.is_staff else None
 
     @strawberry.field(description="The product's category; null when uncategorised.", graphql_type=Category | None)
     def category(self, info: Info) -> AwaitableOrValue[Category | None]:

@@ -1,10 +1,14 @@
-"""Per-request loaders of users."""
+"""Per-request loaders of users and API keys."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from api.db import RequestDb
 from domains.common.loaders import RowByKeyLoader
+from domains.common.principal import Principal
 from domains.users import models
 from domains.users import repository as users_repository
 
@@ -13,15 +17,31 @@ class UserByIdLoader(RowByKeyLoader[int, models.UserView]):
     pass
 
 
-def _id(row: models.UserView) -> int:
+class ApiKeyByIdLoader(RowByKeyLoader[int, models.ApiKeyView]):
+    pass
+
+
+def _user_id(row: models.UserView) -> int:
+    return row.id
+
+
+def _api_key_id(row: models.ApiKeyView) -> int:
     return row.id
 
 
 @dataclass(frozen=True, slots=True)
 class UsersLoaders:
     user_by_id: UserByIdLoader
+    api_key_by_id: ApiKeyByIdLoader
 
     @classmethod
-    def create(cls, db: RequestDb) -> Self:
-        """Build fresh loaders for one request."""
-        return cls(user_by_id=UserByIdLoader(db, users_repository.get_users_by_ids, _id))
+    def create(cls, db: RequestDb, principal: Principal) -> Self:
+        """Build fresh loaders for one request (the API key loader sees only what the principal may)."""
+
+        async def api_keys(session: AsyncSession, ids: Sequence[int]) -> list[models.ApiKeyView]:
+            return await users_repository.get_api_keys_by_ids(session, principal, ids)
+
+        return cls(
+            user_by_id=UserByIdLoader(db, users_repository.get_users_by_ids, _user_id),
+            api_key_by_id=ApiKeyByIdLoader(db, api_keys, _api_key_id),
+        )

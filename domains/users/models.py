@@ -1,11 +1,13 @@
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domains.common.base import Base, TimestampMixin, UTCDateTime
+
+ViewT = TypeVar("ViewT")
 
 
 class User(TimestampMixin, Base):
@@ -61,3 +63,26 @@ class UserView:
 
 
 USER_VIEW_COLUMNS: list[Any] = [User.__table__.c[f.name] for f in fields(UserView)]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyView:
+    """An API key as the read paths need it; the secret's hash is left out on purpose."""
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    roles: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+API_KEY_VIEW_COLUMNS: list[Any] = [ApiKey.__table__.c[f.name] for f in fields(ApiKeyView)]
+
+
+def view_of(view: type[ViewT], row: object) -> ViewT:
+    """Build a read view from an ORM instance that a write just changed."""
+    return view(*(getattr(row, f.name) for f in fields(view)))  # type: ignore[arg-type]

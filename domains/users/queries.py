@@ -2,7 +2,12 @@
 
 import strawberry
 
+from api.auth.permissions import requires
 from api.context import Info
+from domains.common.connection import After, Before, Connection, First, Last
+from domains.common.keyset import page_request
+from domains.common.principal import Role
+from domains.users import repository as users_repository
 from domains.users import types as users_types
 
 
@@ -15,3 +20,35 @@ class UsersQuery:
             return None
         row = await info.context.loaders.users.user_by_id.load(user_id)
         return users_types.User.from_optional(row)
+
+    @strawberry.field(description="Every account, newest first. Admins only.", extensions=requires(Role.ADMIN))
+    async def users(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> Connection[users_types.User]:
+        page = page_request(users_repository.USER_ORDERING, first=first, after=after, last=last, before=before)
+        db = info.context.db
+        async with db.read() as session:
+            rows = await users_repository.list_users(session, page)
+
+        async def count() -> int:
+            async with db.read() as session:
+                return await users_repository.count_users(session)
+
+        return Connection.from_page(rows, users_types.User.from_model, count)
+
+    @strawberry.field(
+        description="Your API keys, newest first (admins: everyone's). Signed-in users only.", extensions=requires()
+    )
+    async def api_keys(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> Connection[users_types.ApiKey]:
+        page = page_request(users_repository.API_KEY_ORDERING, first=first, after=after, last=last, before=before)
+        db, principal = info.context.db, info.context.principal
+        async with db.read() as session:
+            rows = await users_repository.list_api_keys(session, principal, page)
+
+        async def count() -> int:
+            async with db.read() as session:
+                return await users_repository.count_api_keys(session, principal)
+
+        return Connection.from_page(rows, users_types.ApiKey.from_model, count)

@@ -5,6 +5,7 @@ confusion (an HS256 token signed with the RS256 public key) are refused, and it 
 claim we issue: an expired, not-yet-valid, foreign (`iss`/`aud`) or wrong-`type` token fails.
 """
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class SigningKeys:
 
 
 @dataclass(frozen=True, slots=True)
-class AccessClaims:
+class TokenClaims:
     user_id: int
     roles: frozenset[Role]
     token_id: str
@@ -71,10 +72,28 @@ class TokenIssuer:
     issuer: str
     audience: str
     access_ttl: timedelta = timedelta(minutes=15)
+    refresh_ttl: timedelta = timedelta(days=14)
 
     def issue_access(self, user_id: int, roles: frozenset[Role], *, now: datetime) -> tuple[str, datetime]:
         """Sign an access token for a user; return it with its expiry."""
-        expires_at = now + self.access_ttl
+        return self._issue("access", user_id, roles, now=now, ttl=self.access_ttl)
+
+    def issue_refresh(self, user_id: int, roles: frozenset[Role], *, now: datetime) -> tuple[str, datetime]:
+        """Sign a refresh token for a user; return it with its expiry (the database keeps only its hash)."""
+        return self._issue("refresh", user_id, roles, now=now, ttl=self.refresh_ttl)
+
+    def verify_access(self, token: str) -> TokenClaims:
+        """Check an access token's signature and claims against the current time, or raise InvalidTokenError."""
+        return self._verify(token, "access")
+
+    def verify_refresh(self, token: str) -> TokenClaims:
+        """Check a refresh token's signature and claims, or raise InvalidTokenError."""
+        return self._verify(token, "refresh")
+
+    def _issue(
+        self, token_type: TokenType, user_id: int, roles: frozenset[Role], *, now: datetime, ttl: timedelta
+    ) -> tuple[str, datetime]:
+        expires_at = now + ttl
         claims: dict[str, Any] = {
             "sub": str(user_id),
             "roles": sorted(role.value for role in roles),
@@ -82,15 +101,14 @@ class TokenIssuer:
             "nbf": now,
             "exp": expires_at,
             "jti": uuid.uuid4().hex,
-            "type": "access",
+            "type": token_type,
             "iss": self.issuer,
             "aud": self.audience,
         }
         key, headers = self.keys.signing_key()
         return jwt.encode(claims, key, algorithm=self.keys.algorithm, headers=headers), expires_at
 
-    def verify_access(self, token: str) -> AccessClaims:
-        """Check an access token's signature and claims against the current time, or raise InvalidTokenError."""
+    def _verify(self, token: str, token_type: TokenType) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,
@@ -101,11 +119,19 @@ class TokenIssuer:
                 options={"require": list(REQUIRED_CLAIMS)},
                 leeway=0,
             )
-            if claims["type"] != "access":
-                msg = "not an access token"
+            if claims["type"] != token_type:
+                msg = f"expected a token of type {token_type}"
                 raise InvalidTokenError(msg)
             roles = frozenset(Role(role) for role in claims["roles"])
             expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
-            return AccessClaims(user_id=int(claims["sub"]), roles=roles, token_id=claims["jti"], expires_at=expires_at)
+            return TokenClaims(user_id=int(claims["sub"]), roles=roles, token_id=claims["jti"], expires_at=expires_at)
         except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
             raise InvalidTokenError(str(exc)) from exc
+
+
+def token_digest(token: str) -> str:
+    """Return the stored form of a refresh token or API key secret: its SHA-256, hex.
+
+    Both are long random values, so a fast hash is enough: there is nothing to brute-force.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 
+from api.auth.permissions import IsSelfOrStaff, visible_to
 from api.context import Info
 from domains.common.connection import After, Before, Connection, First, Last
 from domains.common.enums import described_enum
@@ -16,7 +17,6 @@ from domains.common.principal import Role as RoleValue
 from domains.products import types as products_types
 from domains.products.inputs import DEFAULT_REVIEW_ORDER
 from domains.users import models
-from domains.users import service as users_service
 
 if TYPE_CHECKING:
     from domains.products.types import Review
@@ -57,14 +57,17 @@ class User(Node):
         rows = await info.context.loaders.users.user_by_id.load_many(pks)
         return [cls.from_optional(row) for row in rows]
 
-    @strawberry.field(description="E-mail address, lower-cased. Null unless you are this user or staff.")
-    def email(self, info: Info) -> str | None:
-        return self.private_email if users_service.can_view_private_fields(info.context.principal, self.pk) else None
+    @strawberry.field(
+        description="E-mail address, lower-cased. Null unless you are this user or staff.",
+        extensions=visible_to(IsSelfOrStaff()),
+    )
+    def email(self) -> str | None:
+        return self.private_email
 
-    @strawberry.field(description="Granted roles. Null unless you are this user or staff.")
-    def roles(self, info: Info) -> list[Role] | None:  # type: ignore[valid-type]
-        if not users_service.can_view_private_fields(info.context.principal, self.pk):
-            return None
+    @strawberry.field(
+        description="Granted roles. Null unless you are this user or staff.", extensions=visible_to(IsSelfOrStaff())
+    )
+    def roles(self) -> list[Role] | None:  # type: ignore[valid-type]
         return [RoleValue(role) for role in self.private_roles]
 
     @strawberry.field(description="Reviews this user wrote, newest first.")
@@ -77,3 +80,42 @@ class User(Node):
         return Connection.from_page(
             rows, products_types.Review.from_model, lambda: loaders.review_count_by_user_id.load(self.pk)
         )
+
+
+@strawberry.type(
+    description="A key for services (`X-API-Key` header). Visible to its owner and admins; its secret is shown once."
+)
+class ApiKey(Node):
+    NODE_TYPE = "ApiKey"
+
+    pk: strawberry.Private[int]
+    name: str = strawberry.field(description="What the key is for, chosen by its owner.")
+    prefix: str = strawberry.field(description="The key's public first part, to recognise it in listings and logs.")
+    roles: list[Role] = strawberry.field(  # type: ignore[valid-type]
+        description="Roles the key grants; a key never grants a role its owner does not hold."
+    )
+    created_at: datetime = strawberry.field(description="When the key was created.")
+    last_used_at: datetime | None = strawberry.field(
+        description="When the key was last used (recorded at most once a minute); null if never."
+    )
+    expires_at: datetime | None = strawberry.field(description="When the key stops working; null if never.")
+    revoked_at: datetime | None = strawberry.field(description="When the key was revoked; null while it is live.")
+
+    @classmethod
+    def from_model(cls, row: models.ApiKeyView) -> Self:
+        return cls(
+            id=cls.global_id(row.id),
+            pk=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            roles=[RoleValue(role) for role in row.roles],
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.users.api_key_by_id.load_many(pks)
+        return [cls.from_optional(row) for row in rows]

@@ -1,0 +1,31 @@
+"""Expected failures of account use cases, and the messages the client may see."""
+
+from domains.common.exceptions import DomainError, ErrorCode
+
+INVALID_CREDENTIALS = "The e-mail address or the password is wrong."
+INVALID_SESSION = "The refresh token is invalid, expired or revoked; sign in again."
+INVALID_ACCESS_TOKEN = "The access token is invalid or expired; sign in again or refresh it."  # noqa: S105 - a message, not a token
+INVALID_API_KEY = "The API key is invalid, expired or revoked."
+SIGN_IN_REQUIRED = "Sign in to do this."
+
+
+class EmailTakenError(DomainError):
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.ALREADY_EXISTS, "An account with this e-mail address exists.", ("input", "email"))
+
+
+class InvalidCredentialsError(DomainError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_CREDENTIALS, message, None)
+
+
+class InvalidRefreshTokenError(DomainError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_TOKEN, message, ("input", "refreshToken"))
+
+
+class CannotRemoveOwnAdminError(DomainError):
+    def __init__(self) -> None:
+        super().__init__(
+            ErrorCode.CANNOT_REMOVE_OWN_ADMIN, "You cannot remove your own ADMIN role.", ("input", "roles")
+        )
