@@ -53,7 +53,9 @@ importlint: install ## Check the layering contracts
 	$(BIN)/lint-imports
 
 pytest: install browser ## Run the tests (TEST_DATABASE_URL selects PostgreSQL; default SQLite)
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest -m "not alone" --cov --cov-report=term
+	@# Stall measurements run on their own, untraced: a coverage tracer slows every callback several-fold.
+	$(BIN)/pytest -m alone -n 0 --no-cov
 
 schema: install ## Regenerate schema/schema.graphql from the code
 	$(BIN)/python -m schema.export

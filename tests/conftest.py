@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 import sys
+import uuid
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -73,7 +74,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, db_pool_size=5, db_max_overflow=5, _env_file=None)
+    # With TEST_REDIS_URL the app keeps its counters in that Redis, under a prefix of its own per test.
+    return Settings(
+        database_url=database_url,
+        redis_url=os.environ.get("TEST_REDIS_URL"),
+        redis_key_prefix=f"storefront-test:{uuid.uuid4().hex}",
+        db_pool_size=5,
+        db_max_overflow=5,
+        _env_file=None,
+    )
 
 
 @pytest.fixture

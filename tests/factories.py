@@ -9,17 +9,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domains.products import models as products_models
 from domains.products import repository as products_repository
 from domains.users import models as users_models
+from domains.users.passwords import hash_password
 
 _sequence = itertools.count(1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 async def create_user(
-    session: AsyncSession, *, name: str | None = None, roles: tuple[str, ...] = ("CUSTOMER",)
+    session: AsyncSession,
+    *,
+    name: str | None = None,
+    roles: tuple[str, ...] = ("CUSTOMER",),
+    password: str | None = None,
 ) -> users_models.User:
+    """Create an account; without a password it cannot sign in (its hash matches nothing)."""
     n = next(_sequence)
+    password_hash = await hash_password(password) if password is not None else "!unusable"
     user = users_models.User(
-        email=f"user{n}@example.com", name=name or f"User {n}", password_hash="!unusable", roles=list(roles)
+        email=f"user{n}@example.com", name=name or f"User {n}", password_hash=password_hash, roles=list(roles)
     )
     session.add(user)
     await session.flush()

@@ -45,17 +45,18 @@ class HasRole(BasePermission):
         raise ForbiddenError(self.message or FORBIDDEN_MESSAGE)
 
 
-class _OwnedByUser(Protocol):
+class _Account(Protocol):
     pk: int
+    proven_by_caller: bool
 
 
 class IsSelfOrStaff(BasePermission):
-    """The field's object is the principal's own account, or the principal is staff."""
+    """The field's object is the caller's own account, or the principal is staff."""
 
     message = FORBIDDEN_MESSAGE
 
-    def has_permission(self, source: _OwnedByUser, info: Info, **kwargs: Any) -> bool:
-        return users_service.can_view_private_fields(info.context.principal, source.pk)
+    def has_permission(self, source: _Account, info: Info, **kwargs: Any) -> bool:
+        return source.proven_by_caller or users_service.can_view_private_fields(info.context.principal, source.pk)
 
 
 def requires(role: Role | None = None) -> list[FieldExtension]:

@@ -35,11 +35,13 @@ from domains.users.types import ApiKey, User
 INPUT = strawberry.argument(description="What to do; see the input type.")
 
 
-def _user(info: Info, user: models.User) -> User:
+def _user(info: Info, user: models.User, *, proven_by_caller: bool = False) -> User:
     # The write changed this row: refresh the request's loader so nested fields never see the old one.
     view = models.view_of(models.UserView, user)
     info.context.loaders.users.user_by_id.clear(view.id).prime(view.id, view)
-    return User.from_model(view)
+    account = User.from_model(view)
+    account.proven_by_caller = proven_by_caller
+    return account
 
 
 def _api_key(info: Info, api_key: models.ApiKey) -> ApiKey:
@@ -62,7 +64,7 @@ class UsersMutation:
                 user = await users_service.register_account(session, info.context.principal, **input.to_command())
         except DomainError as exc:
             return AccountRegisterPayload(user=None, user_errors=user_errors_from(exc))
-        return AccountRegisterPayload(user=_user(info, user), user_errors=[])
+        return AccountRegisterPayload(user=_user(info, user, proven_by_caller=True), user_errors=[])
 
     @strawberry.mutation(
         description="Sign in: an access token and a refresh token. An unknown e-mail address and a wrong password "
@@ -82,7 +84,7 @@ class UsersMutation:
             access_token=issued.access_token,
             refresh_token=issued.refresh_token,
             access_token_expires_at=issued.access_token_expires_at,
-            user=_user(info, issued.user),
+            user=_user(info, issued.user, proven_by_caller=True),
         )
 
     @strawberry.mutation(

@@ -40,6 +40,9 @@ class User(Node):
     created_at: datetime = strawberry.field(description="When the account was registered.")
     private_email: strawberry.Private[str]
     private_roles: strawberry.Private[list[str]]
+    # Set on the account a sign-up or sign-in of this very request proved it holds: the caller is still
+    # anonymous, yet it is theirs.
+    proven_by_caller: strawberry.Private[bool] = False
 
     @classmethod
     def from_model(cls, row: models.UserView) -> Self:

@@ -1,7 +1,15 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from api.auth.principal import build_token_issuer
 from api.settings import AppEnv, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STRONG_SECRET = "x" * 48
 
@@ -76,3 +84,61 @@ def test_production_with_explicit_settings_turns_graphiql_and_introspection_off(
     assert settings.cors_origins == ["https://shop.example.com"]
     assert not settings.graphiql_enabled
     assert not settings.introspection_enabled
+
+
+@pytest.mark.parametrize("secret", [None, "short-but-not-default"], ids=["default", "short"])
+def test_production_start_up_refuses_a_default_or_short_jwt_secret(secret: str | None) -> None:
+    # given: the environment of a production deployment, but for the secret
+    env = {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "production",
+        "DATABASE_URL": "postgresql://u@h/db",
+        "CORS_ORIGINS": "https://shop.example.com",
+        "TRUSTED_HOSTS": "api.example.com",
+    } | ({"JWT_SECRET": secret} if secret else {})
+
+    # when: the app factory runs, as gunicorn and uvicorn run it
+    result = subprocess.run(
+        [sys.executable, "-c", "from api.app import create_app; create_app()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then
+    assert result.returncode != 0
+    assert "JWT_SECRET must be set" in result.stderr
+
+
+def test_production_accepts_an_rs256_key_pair_instead_of_a_secret() -> None:
+    # when
+    settings = Settings(
+        app_env=AppEnv.PRODUCTION,
+        database_url="postgresql://u@h/db",
+        jwt_private_key="-----BEGIN PRIVATE KEY-----\\nMII...\\n-----END PRIVATE KEY-----",
+        cors_origins="https://shop.example.com",
+        trusted_hosts="api.example.com",
+        _env_file=None,
+    )
+
+    # then: the escaped newlines of a one-line environment variable are restored
+    assert settings.jwt_private_key is not None
+    assert settings.jwt_private_key.get_secret_value().count("\n") == 2
+
+
+def test_an_unreadable_private_key_is_refused_at_start_up_naming_the_variable() -> None:
+    # given
+    settings = Settings(jwt_private_key="not a pem", _env_file=None)
+
+    # when
+    with pytest.raises(ValueError, match="JWT_PRIVATE_KEY"):
+        build_token_issuer(settings)
+
+
+def test_a_malformed_login_rate_limit_names_the_variable() -> None:
+    # when
+    with pytest.raises(ValidationError, match="LOGIN_RATE_LIMIT"):
+        Settings(login_rate_limit="five a minute", _env_file=None)

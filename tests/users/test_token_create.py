@@ -1,0 +1,206 @@
+import asyncio
+import logging
+import os
+from typing import Any
+
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.app import create_app
+from api.settings import Settings
+from domains.users import models as users_models
+from domains.users import passwords
+from tests import factories
+from tests.graphql import error_codes, gql
+
+TOKEN_CREATE = """
+mutation ($email: String!, $password: String!) {
+  tokenCreate(input: {email: $email, password: $password}) {
+    accessToken refreshToken accessTokenExpiresAt user { email } userErrors { field code message }
+  }
+}
+"""
+PASSWORD = "a long enough password"
+FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _account(session: AsyncSession, *, active: bool = True) -> users_models.User:
+    user = await factories.create_user(session, password=PASSWORD)
+    user.is_active = active
+    await session.commit()
+    return user
+
+
+async def _sign_in(client: AsyncClient, email: str, password: str = PASSWORD) -> Response:
+    return await client.post(
+        "/graphql", json={"query": TOKEN_CREATE, "variables": {"email": email, "password": password}}
+    )
+
+
+async def test_token_create_returns_a_working_token_pair(client: AsyncClient, db_session: AsyncSession) -> None:
+    # given
+    user = await _account(db_session)
+
+    # when: signing in with the address in another case
+    payload = (await _sign_in(client, user.email.upper())).json()["data"]["tokenCreate"]
+    me = await gql(client, "{ me { email } }", headers={"Authorization": f"Bearer {payload['accessToken']}"})
+
+    # then
+    assert payload["userErrors"] == []
+    assert payload["user"] == {"email": user.email}
+    assert payload["refreshToken"]
+    assert payload["accessTokenExpiresAt"]
+    assert me == {"me": {"email": user.email}}
+
+
+async def test_token_create_answers_the_same_for_unknown_email_wrong_password_and_deactivated_account(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given
+    user = await _account(db_session)
+    inactive = await _account(db_session, active=False)
+
+    # when
+    answers = [
+        (await _sign_in(client, "nobody@example.com")).json()["data"],
+        (await _sign_in(client, user.email, "a wrong password")).json()["data"],
+        (await _sign_in(client, inactive.email)).json()["data"],
+    ]
+
+    # then
+    expected_error = {
+        "field": None,
+        "code": "INVALID_CREDENTIALS",
+        "message": "The e-mail address or the password is wrong.",
+    }
+    refused = {
+        "tokenCreate": {
+            "accessToken": None,
+            "refreshToken": None,
+            "accessTokenExpiresAt": None,
+            "user": None,
+            "userErrors": [expected_error],
+        }
+    }
+    assert answers == [refused, refused, refused]
+
+
+async def test_an_unknown_account_costs_one_password_verification_too() -> None:
+    # when: verifying against no hash at all, as tokenCreate does for an unknown address
+    matched, rehashed = await passwords.verify_password(PASSWORD, None)
+
+    # then: the dummy hash was made and checked, so the answer takes as long as a real check
+    assert (matched, rehashed) == (False, None)
+    assert passwords._dummy_hash.cache_info().currsize == 1
+
+
+async def test_the_sixth_attempt_in_a_minute_for_one_ip_and_email_is_rate_limited(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given
+    user = await _account(db_session)
+    for _ in range(5):
+        await _sign_in(client, user.email, "a wrong password")
+
+    # when
+    refused = await _sign_in(client, user.email.upper())
+    other_address = await _sign_in(client, "someone-else@example.com")
+
+    # then: refused even with the right password; another address from the same IP is not affected
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert error_codes(refused.json()) == ["RATE_LIMITED"]
+    assert refused.json()["data"] is None
+    assert other_address.status_code == 200
+    assert other_address.json()["data"]["tokenCreate"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
+
+
+@pytest.fixture
+async def shared_redis_settings(settings: Settings) -> Settings:
+    url = os.environ.get("TEST_REDIS_URL", FALLBACK_REDIS_URL)
+    redis = Redis.from_url(url)
+    try:
+        await redis.ping()
+    except OSError as exc:
+        pytest.fail(f"this test needs Redis at {url} (set TEST_REDIS_URL; .ci/run starts one): {exc}")
+    finally:
+        await redis.aclose()
+    return settings.model_copy(update={"redis_url": url})
+
+
+async def test_two_app_instances_on_one_redis_share_the_sign_in_limit(
+    shared_redis_settings: Settings, db_session: AsyncSession
+) -> None:
+    # given: two instances of the app, as two servers behind a load balancer would run them
+    user = await _account(db_session)
+    first, second = create_app(shared_redis_settings), create_app(shared_redis_settings)
+    async with (
+        LifespanManager(first),
+        LifespanManager(second),
+        AsyncClient(transport=ASGITransport(app=first), base_url="http://a") as one,
+        AsyncClient(transport=ASGITransport(app=second), base_url="http://b") as two,
+    ):
+        # when: five attempts spread over both, then a sixth on each
+        statuses = [(await _sign_in(client, user.email)).status_code for client in (one, two, one, two, one)]
+        sixth = [(await _sign_in(client, user.email)).status_code for client in (two, one)]
+
+    # then
+    assert statuses == [200] * 5
+    assert sixth == [429, 429]
+
+
+def _costly_hash() -> str:
+    # Stored hashes keep the parameters they were made with: these take well over 50 ms to verify.
+    return PasswordHash((Argon2Hasher(time_cost=4, memory_cost=64 * 1024, parallelism=1),)).hash(PASSWORD)
+
+
+@pytest.mark.alone
+async def test_concurrent_sign_ins_never_block_the_event_loop(
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: accounts with costly hashes, an app warmed up on both paths (first-use costs are not the
+    # point here), and asyncio's debug mode reporting any callback that holds the loop over 50 ms
+    costly = _costly_hash()
+    users = [await _account(db_session) for _ in range(4)]
+    for user in users:
+        user.password_hash = costly
+    await db_session.commit()
+    # Concurrent warm-up also opens the connections a burst needs (database, Redis) before measuring.
+    warm_up = [users[0].email, users[2].email, "warm-up@example.com", "warm-up-2@example.com"] * 2
+    await asyncio.gather(*(_sign_in(client, email) for email in warm_up))
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    # The detector works here: one such verification run on the loop itself is reported.
+    await asyncio.sleep(0)
+    loop.call_soon(passwords._verify, PASSWORD, costly)
+    await asyncio.sleep(0)
+    assert [record for record in caplog.records if "took" in record.getMessage()]
+    caplog.clear()
+
+    # when: 20 sign-ins at once, right and wrong passwords and unknown addresses (each one argon2 check)
+    attempts: list[Any] = []
+    for n in range(20):
+        email = users[n % 4].email if n % 2 else f"unknown{n}@example.com"
+        attempts.append(_sign_in(client, email, PASSWORD if n % 4 == 1 else "a wrong password"))
+    try:
+        responses = await asyncio.gather(*attempts)
+    finally:
+        loop.set_debug(False)
+
+    # then
+    slow = [
+        record.getMessage() for record in caplog.records if record.name == "asyncio" and "took" in record.getMessage()
+    ]
+    assert slow == []
+    assert [response.status_code for response in responses] == [200] * 20
+    assert sum(bool(r.json()["data"]["tokenCreate"]["accessToken"]) for r in responses) == 5
+    await db_session.refresh(users[1])
+    assert users[1].password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), "rehashed with current parameters"
