@@ -13,6 +13,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from api import graphiql, health
 from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
+from api.events import EventBus, running_relay
 from api.graphql import create_graphql_router
 from api.limits import RateLimits, create_limit_storage
 from api.observability import RequestIdMiddleware, configure_logging
@@ -34,9 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.rate_limits = RateLimits(create_limit_storage(settings, redis), settings)
+        app.state.events = EventBus()
         app.state.shutting_down = False
         try:
-            yield
+            async with running_relay(app.state.events, app.state.sessionmaker):
+                yield
         finally:
             app.state.shutting_down = True
             await app.state.rate_limits.close()

@@ -1,11 +1,12 @@
 """Engine and session factories, and the request's single, serialised database session."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+import structlog
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,11 @@ from sqlalchemy.ext.asyncio import (
 from starlette.requests import HTTPConnection
 
 from api.settings import Settings
+from domains.common.outbox import OutboxEvent, take_pending_events
+
+logger = structlog.get_logger("api.db")
+
+PublishCommitted = Callable[[AsyncSession, Sequence[OutboxEvent]], Awaitable[None]]
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -48,6 +54,15 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A write transaction takes SQLite's write lock up front (BEGIN IMMEDIATE), so concurrent
+        # writers queue on the busy timeout. With the default deferred BEGIN, two transactions
+        # that both read first then both write can deadlock, and SQLite answers one with
+        # "database is locked" at once instead of waiting. Autocommit reads need no BEGIN at all.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Return the session factory; objects stay usable after commit (no lazy reloads)."""
@@ -63,10 +78,11 @@ class RequestDb:
     re-entrant: never await a loader while holding it.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, on_commit: PublishCommitted | None = None) -> None:
         self._session = session
         self._lock = asyncio.Lock()
         self._reading = False
+        self._on_commit = on_commit
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -92,9 +108,18 @@ class RequestDb:
             try:
                 yield self._session
             except BaseException:
+                take_pending_events(self._session)  # nothing is published for a rolled-back transaction
                 await self._session.rollback()
                 raise
             await self._session.commit()
+            events = take_pending_events(self._session)
+            if events and self._on_commit is not None:
+                try:
+                    await self._on_commit(self._session, events)
+                except Exception:
+                    # The change is committed; its outbox rows stay unpublished and the relay sends them.
+                    logger.exception("events.publish_failed", events=len(events))
+                    await self._session.rollback()
 
     async def close(self) -> None:
         """Release the connection; never commits."""
@@ -103,7 +128,8 @@ class RequestDb:
 
 async def get_request_db(connection: HTTPConnection) -> AsyncIterator[RequestDb]:
     """Open the request's (or WebSocket's) session and always close it, also when a resolver raised."""
-    db = RequestDb(connection.app.state.sessionmaker())
+    state = connection.app.state
+    db = RequestDb(state.sessionmaker(), on_commit=state.events.publish_committed)
     try:
         yield db
     finally:

@@ -1,5 +1,6 @@
 """Every domain's ORM models in one metadata, for Alembic and the test database set-up."""
 
+from domains.common import outbox
 from domains.common.base import Base
 from domains.orders import models as orders_models
 from domains.products import models as products_models
@@ -7,4 +8,4 @@ from domains.users import models as users_models
 
 metadata = Base.metadata
 
-__all__ = ["metadata", "orders_models", "products_models", "users_models"]
+__all__ = ["metadata", "orders_models", "outbox", "products_models", "users_models"]

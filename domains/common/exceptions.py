@@ -59,6 +59,11 @@ class ErrorCode(StrEnum):
     INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 - an error code, not a token
     ROLE_NOT_HELD = "ROLE_NOT_HELD"
     CANNOT_REMOVE_OWN_ADMIN = "CANNOT_REMOVE_OWN_ADMIN"
+    REFERENCED = "REFERENCED"
+    DUPLICATE = "DUPLICATE"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
 
 
 ERROR_CODE_DESCRIPTIONS = {
@@ -73,6 +78,11 @@ ERROR_CODE_DESCRIPTIONS = {
     ErrorCode.INVALID_TOKEN: "The token is unknown, expired, revoked or already used.",
     ErrorCode.ROLE_NOT_HELD: "An API key can only hold roles its owner holds.",
     ErrorCode.CANNOT_REMOVE_OWN_ADMIN: "An admin cannot remove their own ADMIN role.",
+    ErrorCode.REFERENCED: "Other objects still point at this one, so it cannot be deleted.",
+    ErrorCode.DUPLICATE: "The same value appears twice where it may appear once (e.g. a product in one order).",
+    ErrorCode.OUT_OF_STOCK: "Fewer units are in stock than asked for.",
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: "This idempotency key was already used for a different request.",
+    ErrorCode.INVALID_TRANSITION: "The object's current state does not allow this change.",
 }
 
 
