@@ -14,6 +14,7 @@ from api.limits import RateLimits
 from api.settings import Settings
 from domains.common.exceptions import UnauthenticatedError
 from domains.common.principal import Principal
+from domains.orders.loaders import OrdersLoaders
 from domains.products.loaders import ProductsLoaders
 from domains.users.loaders import UsersLoaders
 from domains.users.tokens import TokenIssuer
@@ -21,6 +22,7 @@ from domains.users.tokens import TokenIssuer
 
 @dataclass(frozen=True, slots=True)
 class Loaders:
+    orders: OrdersLoaders
     products: ProductsLoaders
     users: UsersLoaders
 
@@ -28,7 +30,11 @@ class Loaders:
     def create(cls, db: RequestDb, principal: Principal) -> Self:
         """Build the request's loaders; never share them between requests."""
         users = UsersLoaders.create(db, principal)
-        return cls(products=ProductsLoaders.create(db, principal, users.user_by_id), users=users)
+        return cls(
+            orders=OrdersLoaders.create(db, principal),
+            products=ProductsLoaders.create(db, principal, users.user_by_id),
+            users=users,
+        )
 
 
 class Context(BaseContext):

@@ -14,6 +14,9 @@ from strawberry.types import ExecutionContext
 from api.auth.principal import RefuseUntrustedCredentials
 from api.errors import ErrorFormatter, log_unexpected
 from api.limits import RateLimitedStatus
+from domains.orders.mutations import OrdersMutation
+from domains.orders.queries import OrdersQuery
+from domains.products.mutations import ProductsMutation
 from domains.products.queries import ProductsQuery
 from domains.users.mutations import UsersMutation
 from domains.users.queries import UsersQuery
@@ -22,13 +25,15 @@ from schema.node import NodeQuery
 DOCUMENT_CACHE_SIZE = 512
 
 
-@strawberry.type(description="Read the storefront: the catalog, your account, any object by id.")
-class Query(NodeQuery, UsersQuery, ProductsQuery):
+@strawberry.type(description="Read the storefront: the catalog, your account and orders, any object by id.")
+class Query(NodeQuery, UsersQuery, ProductsQuery, OrdersQuery):
     pass
 
 
-@strawberry.type(description="Change the storefront: accounts and sessions. Each field runs in one transaction.")
-class Mutation(UsersMutation):
+@strawberry.type(
+    description="Change the storefront: accounts, the catalog, reviews and orders. Each field runs in one transaction."
+)
+class Mutation(UsersMutation, OrdersMutation, ProductsMutation):
     pass
 
 

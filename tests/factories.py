@@ -3,9 +3,13 @@
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domains.common.outbox import OutboxEvent
+from domains.orders import models as orders_models
 from domains.products import models as products_models
 from domains.products import repository as products_repository
 from domains.users import models as users_models
@@ -94,3 +98,34 @@ async def create_review(
     await session.flush()
     await products_repository.refresh_product_ratings(session, [product.id])
     return review
+
+
+async def create_order(
+    session: AsyncSession,
+    *,
+    customer: users_models.User,
+    product: products_models.Product,
+    quantity: int = 1,
+    status: str = "PENDING",
+) -> orders_models.Order:
+    """Create an order row directly (the stock is not touched): for tests about reading and changing orders."""
+    n = next(_sequence)
+    line_total = product.price * quantity
+    order = orders_models.Order(
+        number=f"T-{n:06d}", customer_id=customer.id, status=status, total_amount=line_total, currency="USD"
+    )
+    session.add(order)
+    await session.flush()
+    session.add(
+        orders_models.OrderItem(
+            order_id=order.id, product_id=product.id, quantity=quantity, unit_price=product.price, line_total=line_total
+        )
+    )
+    await session.flush()
+    return order
+
+
+async def recorded_events(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
+    """The domain events in the outbox, oldest first, as (topic, payload)."""
+    rows = await session.execute(select(OutboxEvent.topic, OutboxEvent.payload).order_by(OutboxEvent.id))
+    return [(topic, payload) for topic, payload in rows]

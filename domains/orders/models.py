@@ -1,5 +1,8 @@
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -61,3 +64,47 @@ class OrderItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     line_total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+
+
+# The allowed status changes: PENDING → PAID → SHIPPED → DELIVERED, and PENDING or PAID → CANCELLED.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
+    OrderStatus.PAID: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED}),
+    OrderStatus.DELIVERED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    id: int
+    number: str
+    customer_id: int
+    status: str
+    total_amount: Decimal
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItemView:
+    id: int
+    order_id: int
+    product_id: int
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+    currency: str  # the order's
+
+
+ORDER_VIEW_COLUMNS: list[Any] = [Order.__table__.c[f.name] for f in fields(OrderView)]
+ORDER_ITEM_VIEW_COLUMNS: list[Any] = [
+    OrderItem.__table__.c[f.name] for f in fields(OrderItemView) if f.name in OrderItem.__table__.c
+]
+
+
+def view_of_order(order: Order) -> OrderView:
+    """Build the read view of an order a write just made."""
+    return OrderView(*(getattr(order, f.name) for f in fields(OrderView)))

@@ -7,8 +7,22 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Numeric, Select, bindparam, cast, func, null, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Numeric,
+    Select,
+    bindparam,
+    cast,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domains.common.keyset import (
     Ordering,
@@ -23,6 +37,7 @@ from domains.common.keyset import (
     to_page,
 )
 from domains.common.principal import Principal
+from domains.orders.models import OrderItem
 from domains.products.models import (
     CATEGORY_VIEW_COLUMNS,
     PRODUCT_VIEW_COLUMNS,
@@ -60,6 +75,7 @@ REVIEW_SORT_KEYS = {
     ReviewSortField.RATING: SortKey("RATING", Review.rating, "int"),
 }
 CATEGORY_ORDERING = Ordering(SortKey("NAME", Category.name, "str"), descending=False)
+MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,3 +313,81 @@ async def refresh_product_ratings(session: AsyncSession, product_ids: Sequence[i
     mean = cast(Product.rating_sum, Float) / func.nullif(Product.rating_count, 0)
     average = func.round(cast(mean, Numeric), 3)
     await session.execute(update(Product).where(*scope).values(rating_average=func.coalesce(average, 0)))
+
+
+# Writes. The service changes ORM rows fetched here; these statements are the SQL it cannot say with the ORM.
+
+
+async def get_category(session: AsyncSession, category_id: int) -> Category | None:
+    """Get a category by id, to change it."""
+    return await session.get(Category, category_id, populate_existing=True)
+
+
+async def get_product(session: AsyncSession, product_id: int) -> Product | None:
+    """Get a product by id, published or not, to change it."""
+    return await session.get(Product, product_id, populate_existing=True)
+
+
+async def get_removable_review(session: AsyncSession, principal: Principal, review_id: int) -> Review | None:
+    """Get a review the principal can see or wrote, to delete it."""
+    stmt = select(Review).join(Product, Product.id == Review.product_id).where(Review.id == review_id)
+    if not principal.is_staff:
+        stmt = stmt.where(or_(Product.is_published.is_(True), Review.user_id == principal.user_id))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_category_id_by_slug(session: AsyncSession, slug: str) -> int | None:
+    """Get the id of the category with this slug."""
+    return (await session.execute(select(Category.id).where(Category.slug == slug))).scalar_one_or_none()
+
+
+async def get_product_id_by_slug(session: AsyncSession, slug: str) -> int | None:
+    """Get the id of the product with this slug, published or not."""
+    return (await session.execute(select(Product.id).where(Product.slug == slug))).scalar_one_or_none()
+
+
+async def get_product_id_by_sku(session: AsyncSession, sku: str) -> int | None:
+    """Get the id of the product with this SKU, published or not."""
+    return (await session.execute(select(Product.id).where(Product.sku == sku))).scalar_one_or_none()
+
+
+async def get_review_id_by_author(session: AsyncSession, product_id: int, user_id: int) -> int | None:
+    """Get the id of a user's review of a product."""
+    stmt = select(Review.id).where(Review.product_id == product_id, Review.user_id == user_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_category_ancestor_ids(session: AsyncSession, category_id: int) -> set[int]:
+    """List a category's id and the ids of all its ancestors; empty when it does not exist."""
+    chain = select(Category.id, Category.parent_id).where(Category.id == category_id).cte("chain", recursive=True)
+    parent = aliased(Category)
+    # UNION, not UNION ALL: should the tree ever hold a cycle, the walk still ends.
+    chain = chain.union(select(parent.id, parent.parent_id).join(chain, parent.id == chain.c.parent_id))
+    return set((await session.execute(select(chain.c.id))).scalars())
+
+
+async def count_category_references(session: AsyncSession, category_id: int) -> int:
+    """Count the subcategories and products that point at a category."""
+    children = select(func.count()).where(Category.parent_id == category_id).scalar_subquery()
+    products = select(func.count()).where(Product.category_id == category_id).scalar_subquery()
+    return int((await session.execute(select(children + products))).scalar_one())
+
+
+async def count_order_items_of_product(session: AsyncSession, product_id: int) -> int:
+    """Count the order lines that name a product."""
+    stmt = select(func.count()).select_from(OrderItem).where(OrderItem.product_id == product_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def adjust_product_stock(session: AsyncSession, product_id: int, delta: int) -> bool:
+    """Add `delta` to a product's stock in one statement unless the result leaves 0..MAX_STOCK; tell whether it did."""
+    # Compared in 64 bits: `stock + delta` past 2**31 would be an error on PostgreSQL, not a false condition.
+    result_stock = cast(Product.stock, BigInteger) + delta
+    stmt = (
+        update(Product)
+        .where(Product.id == product_id, result_stock >= 0, result_stock <= MAX_STOCK)
+        .values(stock=Product.stock + delta)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

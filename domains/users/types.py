@@ -14,14 +14,17 @@ from domains.common.keyset import page_request
 from domains.common.node import Node
 from domains.common.principal import ROLE_DESCRIPTIONS
 from domains.common.principal import Role as RoleValue
+from domains.orders import types as orders_types
 from domains.products import types as products_types
 from domains.products.inputs import DEFAULT_REVIEW_ORDER
 from domains.users import models
 
 if TYPE_CHECKING:
+    from domains.orders.types import Order
     from domains.products.types import Review
 
 ReviewRef = Annotated["Review", strawberry.lazy("domains.products.types")]
+OrderRef = Annotated["Order", strawberry.lazy("domains.orders.types")]
 
 Role = described_enum(
     RoleValue,
@@ -72,6 +75,21 @@ class User(Node):
     )
     def roles(self) -> list[Role] | None:  # type: ignore[valid-type]
         return [RoleValue(role) for role in self.private_roles]
+
+    @strawberry.field(
+        description="Orders this user placed, newest first. Null unless you are this user or staff.",
+        extensions=visible_to(IsSelfOrStaff()),
+    )
+    async def orders(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> Connection[OrderRef] | None:
+        ordering = orders_types.ORDER_ORDERING
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders.orders
+        rows = await loaders.orders_by_customer_id.load((self.pk, ordering, page))
+        return Connection.from_page(
+            rows, orders_types.Order.from_model, lambda: loaders.order_count_by_customer_id.load(self.pk)
+        )
 
     @strawberry.field(description="Reviews this user wrote, newest first.")
     async def reviews(

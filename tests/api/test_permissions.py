@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.ids import encode_global_id
 from domains.common.principal import Role
+from domains.orders.models import OrderItem
 from tests import factories
 from tests.auth import Cast, api_key, cast
 from tests.graphql import post
@@ -33,6 +35,11 @@ class World:
     product_id: str
     draft_id: str
     draft_slug: str
+    order_id: str
+    order_item_id: str
+    orders_by_caller: dict[str, str]  # one PENDING order of the customer for each caller to act on
+    unreviewed_by_caller: dict[str, str]  # a product each caller has not reviewed yet
+    reviews_by_caller: dict[str, str]  # one review by the customer for each caller to delete
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,84 @@ MATRIX: dict[str, Row] = {
         (UNAUTHENTICATED, ALLOWED, NULL, NULL, ALLOWED, NULL),
         lambda world, caller: {"id": world.customer_key_id},
     ),
+    "order": Row(
+        "query ($id: ID!) { order(id: $id) { number } }",
+        ("order",),
+        (NULL, ALLOWED, NULL, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.order_id},
+    ),
+    "Order (node)": Row(
+        "query ($id: ID!) { node(id: $id) { ... on Order { number } } }",
+        ("node",),
+        (NULL, ALLOWED, NULL, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.order_id},
+    ),
+    "OrderItem (nodes)": Row(
+        "query ($id: ID!) { nodes(ids: [$id]) { ... on OrderItem { quantity } } }",
+        ("nodes", 0),
+        (NULL, ALLOWED, NULL, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.order_item_id},
+    ),
+    "orders (staff)": Row(
+        "{ orders { totalCount } }",
+        ("orders",),
+        (UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED, ALLOWED),
+    ),
+    "User.orders": Row(
+        "query ($id: ID!) { node(id: $id) { ... on User { orders { totalCount } } } }",
+        ("node", "orders"),
+        (NULL, ALLOWED, NULL, ALLOWED, ALLOWED, ALLOWED),
+        _customer,
+    ),
+    "orderPlace": Row(
+        "mutation ($id: ID!) { orderPlace(input: {items: [{productId: $id, quantity: 1}]}) { order { id } } }",
+        ("orderPlace", "order"),
+        (UNAUTHENTICATED, ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.product_id},
+    ),
+    "orderCancel (a customer's order)": Row(
+        "mutation ($id: ID!) { orderCancel(input: {orderId: $id}) { order { status } } }",
+        ("orderCancel", "order"),
+        (UNAUTHENTICATED, ALLOWED, NULL, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.orders_by_caller[caller]},
+    ),
+    "orderStatusUpdate": Row(
+        "mutation ($id: ID!) { orderStatusUpdate(input: {orderId: $id, status: PAID}) { order { status } } }",
+        ("orderStatusUpdate", "order"),
+        (UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.orders_by_caller[caller]},
+    ),
+    "categoryCreate": Row(
+        'mutation ($slug: String!) { categoryCreate(input: {name: "N", slug: $slug}) { category { id } } }',
+        ("categoryCreate", "category"),
+        (UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"slug": caller.replace("_", "-")},
+    ),
+    "productCreate": Row(
+        "mutation ($sku: String!, $slug: String!) {"
+        ' productCreate(input: {sku: $sku, name: "N", slug: $slug, price: "1.00"}) { product { id } } }',
+        ("productCreate", "product"),
+        (UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"sku": caller.upper().replace("_", "-"), "slug": caller.replace("_", "-")},
+    ),
+    "productStockAdjust": Row(
+        "mutation ($id: ID!) { productStockAdjust(input: {productId: $id, delta: 1}) { product { id } } }",
+        ("productStockAdjust", "product"),
+        (UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.product_id},
+    ),
+    "reviewCreate": Row(
+        "mutation ($id: ID!) { reviewCreate(input: {productId: $id, rating: 4}) { review { id } } }",
+        ("reviewCreate", "review"),
+        (UNAUTHENTICATED, ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.unreviewed_by_caller[caller]},
+    ),
+    "reviewDelete (the customer's review)": Row(
+        "mutation ($id: ID!) { reviewDelete(input: {reviewId: $id}) { deletedReviewId } }",
+        ("reviewDelete", "deletedReviewId"),
+        (UNAUTHENTICATED, ALLOWED, FORBIDDEN, ALLOWED, ALLOWED, ALLOWED),
+        lambda world, caller: {"id": world.reviews_by_caller[caller]},
+    ),
     "userRolesSet": Row(
         "mutation ($id: ID!) { userRolesSet(input: {userId: $id, roles: [CUSTOMER]}) { user { roles } } }",
         ("userRolesSet", "user"),
@@ -124,8 +209,24 @@ MATRIX: dict[str, Row] = {
 async def _world(app: FastAPI, session: AsyncSession) -> World:
     people = await cast(app, session)
     key, _ = await api_key(session, people.customer, roles=(Role.CUSTOMER,))
-    product = await factories.create_product(session)
+    product = await factories.create_product(session, stock=50)
     draft = await factories.create_product(session, published=False)
+    order = await factories.create_order(session, customer=people.customer, product=product)
+    item = (await session.execute(select(OrderItem.id).where(OrderItem.order_id == order.id))).scalar_one()
+    per_caller = {
+        caller: encode_global_id(
+            "Order", (await factories.create_order(session, customer=people.customer, product=product)).id
+        )
+        for caller in CALLERS
+    }
+    unreviewed = {
+        caller: encode_global_id("Product", (await factories.create_product(session)).id) for caller in CALLERS
+    }
+    reviews = {}
+    for caller in CALLERS:
+        reviewed = await factories.create_product(session)
+        review = await factories.create_review(session, product=reviewed, author=people.customer)
+        reviews[caller] = encode_global_id("Review", review.id)
     await session.commit()
     return World(
         cast=people,
@@ -133,6 +234,11 @@ async def _world(app: FastAPI, session: AsyncSession) -> World:
         product_id=encode_global_id("Product", product.id),
         draft_id=encode_global_id("Product", draft.id),
         draft_slug=draft.slug,
+        order_id=encode_global_id("Order", order.id),
+        order_item_id=encode_global_id("OrderItem", item),
+        orders_by_caller=per_caller,
+        unreviewed_by_caller=unreviewed,
+        reviews_by_caller=reviews,
     )
 
 

@@ -1,3 +1,4 @@
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -128,3 +129,19 @@ async def test_token_refresh_refuses_expired_access_deactivated_and_unknown_toke
 
     # then
     assert {name: answer["userErrors"] for name, answer in answers.items()} == dict.fromkeys(answers, INVALID_TOKEN)
+
+
+async def test_concurrent_refreshes_of_one_token_rotate_it_once_and_end_the_session(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given
+    _, tokens = await _signed_in(client, db_session)
+
+    # when: the same refresh token presented five times at once (a replay racing its owner)
+    answers = await asyncio.gather(*(_refresh(client, tokens["refreshToken"]) for _ in range(5)))
+
+    # then: one rotation; the others count as reuse, so the family (the new token too) is revoked
+    rotated = [answer for answer in answers if answer["refreshToken"]]
+    assert len(rotated) == 1
+    assert [answer["userErrors"] for answer in answers if not answer["refreshToken"]] == [INVALID_TOKEN] * 4
+    assert (await _refresh(client, rotated[0]["refreshToken"]))["userErrors"] == INVALID_TOKEN
