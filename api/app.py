@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.events = EventBus()
         app.state.shutting_down = False
         try:
-            async with running_relay(app.state.events, app.state.sessionmaker):
+            interval = settings.outbox_relay_interval_seconds
+            async with running_relay(app.state.events, app.state.sessionmaker, interval=interval):
                 yield
         finally:
             app.state.shutting_down = True

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domains.common.base import utcnow
 from domains.common.outbox import OutboxEvent
 
-RELAY_INTERVAL_SECONDS = 5.0
 RELAY_GRACE = timedelta(seconds=10)
 RELAY_BATCH = 100
 SUBSCRIBER_BUFFER = 1000
@@ -87,12 +86,14 @@ class EventBus:
 
 
 @contextlib.asynccontextmanager
-async def running_relay(bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
-    """Run the outbox relay in the background for as long as the block runs."""
+async def running_relay(
+    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], *, interval: float
+) -> AsyncIterator[None]:
+    """Run the outbox relay every `interval` seconds in the background for as long as the block runs."""
 
     async def loop() -> None:
         while True:
-            await asyncio.sleep(RELAY_INTERVAL_SECONDS)
+            await asyncio.sleep(interval)
             try:
                 await bus.relay(sessionmaker)
             except Exception:

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     api_key_touch_interval_seconds: int = Field(default=60, ge=1)
     login_rate_limit: str = "5/minute"
     redis_key_prefix: str = "storefront"
+    outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

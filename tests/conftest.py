@@ -79,6 +79,9 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         redis_url=os.environ.get("TEST_REDIS_URL"),
         redis_key_prefix=f"storefront-test:{uuid.uuid4().hex}",
+        # The relay's background loop would check connections out at random moments; the tests
+        # that need it call `relay()` or start the loop with a short interval themselves.
+        outbox_relay_interval_seconds=3600,
         db_pool_size=5,
         db_max_overflow=5,
         _env_file=None,
