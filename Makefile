@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install browser migrate seed run test lint format typecheck importlint pytest schema migration bench
+.PHONY: help install browser migrate seed run test lint format typecheck importlint pytest schema migration bench serve
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,3 +66,14 @@ migration: install ## Autogenerate a migration: make migration name=add_thing
 
 bench: install ## The benchmark of record (PostgreSQL; see bench/README.md)
 	$(MAKE) -C bench run
+
+serve: install ## Production stack here: migrate, then gunicorn with gunicorn.conf.py (DATABASE_URL, REDIS_URL)
+	@if [ -z "$${DATABASE_URL:-}" ]; then \
+		echo "make serve: DATABASE_URL is not set (e.g. DATABASE_URL=postgresql://user:pass@host:5432/storefront)" >&2; \
+		exit 2; \
+	fi
+	@if [ -z "$${REDIS_URL:-}" ]; then \
+		echo "make serve: REDIS_URL is not set: each worker keeps its own rate-limit counters" >&2; \
+	fi
+	$(BIN)/alembic upgrade head
+	exec $(BIN)/gunicorn -c gunicorn.conf.py

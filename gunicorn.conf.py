@@ -6,15 +6,29 @@ Gunicorn treats every module global as a setting, so helpers are imported under 
 import gc as _gc
 import multiprocessing as _multiprocessing
 import os as _os
+import tempfile as _tempfile
+from pathlib import Path as _Path
 from typing import Any as _Any
 
+# Every worker writes its metric samples here and /metrics sums them. It must be in the
+# environment before prometheus_client is imported, which the preloaded app does: hence here.
+_os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _tempfile.mkdtemp(prefix="storefront-metrics-"))
+
+# Imported only now: prometheus_client picks single- or multi-process mode when first imported.
+from prometheus_client import multiprocess as _multiprocess
+
 wsgi_app = "api.app:create_app()"
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's UvicornWorker (uvicorn.workers is deprecated), plus a readiness drain on SIGTERM.
+worker_class = "api.worker.StorefrontWorker"
 bind = _os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(_os.environ.get("WEB_CONCURRENCY", 2 * _multiprocessing.cpu_count() + 1))
 timeout = int(_os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(_os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(_os.environ.get("GUNICORN_KEEPALIVE", "5"))  # 65 behind an AWS ALB
+# Peers whose X-Forwarded-For/-Proto are believed (the client IP keys the sign-in rate limit).
+# Gunicorn's own default, made visible: set it to the proxy's address, or "*" when only the proxy
+# can reach this port (docker-compose.yml).
+forwarded_allow_ips = _os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 max_requests = int(_os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
 max_requests_jitter = int(_os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100"))
 # Import the app once in the master: a recycled worker (max_requests) forks ready instead of
@@ -22,6 +36,9 @@ max_requests_jitter = int(_os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100")
 # worker, in the lifespan, so no connection is ever shared across a fork.
 preload_app = True
 accesslog = None  # the app writes one structured access line per request
+# Gunicorn 27's runtime control socket defaults to one path per user, which two instances on one
+# host would fight over; nothing here uses it.
+control_socket_disable = True
 
 # Freeze what the preloaded app imported: those objects are then never walked again by the
 # workers' collections, and their pages stay shared after the fork.
@@ -31,6 +48,16 @@ accesslog = None  # the app writes one structured access line per request
 # A higher gen-0 threshold (GUNICORN_GC_THRESHOLDS="3000,5,10") trades that CPU for peak worker
 # RSS (about +20% at "3000,5,10", about 2x at "7000,20,50" in the benchmark), so it is opt-in.
 _GC_THRESHOLDS = _os.environ.get("GUNICORN_GC_THRESHOLDS", "")
+
+
+def on_starting(server: _Any) -> None:
+    # A reused directory (a volume) still holds the last run's samples: start from zero.
+    for stale in _Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: _Any, worker: _Any) -> None:
+    _multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 
 def when_ready(server: _Any) -> None:

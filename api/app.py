@@ -10,13 +10,13 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api import graphiql, health
+from api import graphiql, health, metrics
 from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
 from api.events import EventBus, running_relay
 from api.graphql import create_graphql_router
 from api.limits import RateLimits, create_limit_storage
-from api.observability import RequestIdMiddleware, configure_logging
+from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
 
 logger = structlog.get_logger("api.app")
@@ -39,7 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.shutting_down = False
         try:
             interval = settings.outbox_relay_interval_seconds
-            async with running_relay(app.state.events, app.state.sessionmaker, interval=interval):
+            async with (
+                running_relay(app.state.events, app.state.sessionmaker, interval=interval),
+                metrics.sampling(engine),
+            ):
                 yield
         finally:
             app.state.shutting_down = True
@@ -63,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("graphiql.assets_missing", fix="run `make install` (python -m api.graphiql)")
         app.mount(graphiql.MOUNT_PATH, StaticFiles(directory=graphiql.ASSETS_DIR, check_dir=False), name="ide")
     app.include_router(create_graphql_router(settings), prefix="/graphql")
-    # Added last = outermost: request id first, so every later layer and log line has it.
+    # Added last = outermost. In order of arrival: request id (so every later line has it), access
+    # log, exception handling, Prometheus timing, CORS, TrustedHost, then the routes.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     if settings.cors_origins:
         app.add_middleware(
@@ -73,5 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
+    metrics.instrument(app)
+    app.add_middleware(ExceptionMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

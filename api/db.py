@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, event
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from starlette.requests import HTTPConnection
 
+from api import metrics
 from api.settings import Settings
 from domains.common.outbox import OutboxEvent, take_pending_events
 
@@ -69,6 +71,15 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+@asynccontextmanager
+async def _counting_pool_timeouts() -> AsyncIterator[None]:
+    try:
+        yield
+    except PoolTimeoutError:
+        metrics.DB_POOL_TIMEOUTS.inc()
+        raise
+
+
 class RequestDb:
     """The request's only AsyncSession, used by one task at a time.
 
@@ -91,7 +102,7 @@ class RequestDb:
         Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot
         anyway, and it spares each request a BEGIN and a ROLLBACK round trip.
         """
-        async with self._lock:
+        async with self._lock, _counting_pool_timeouts():
             if not self._reading:
                 await self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 self._reading = True
@@ -100,7 +111,7 @@ class RequestDb:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """Lend the session for one unit of work: commit on success, roll back on any error."""
-        async with self._lock:
+        async with self._lock, _counting_pool_timeouts():
             if self._reading:
                 # Give back the autocommit connection: the unit of work gets a transactional one.
                 await self._session.close()

@@ -70,10 +70,16 @@ class EventBus:
 
     async def relay(self, sessionmaker: async_sessionmaker[AsyncSession], *, grace: timedelta = RELAY_GRACE) -> int:
         """Publish outbox rows left unpublished for longer than `grace`; return how many."""
+        left_behind = (OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= utcnow() - grace)
+        async with sessionmaker() as session:
+            # Almost always nothing is left behind: find out without a transaction or a lock.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            if (await session.execute(select(OutboxEvent.id).where(*left_behind).limit(1))).first() is None:
+                return 0
         async with sessionmaker() as session, session.begin():
             stmt = (
                 select(OutboxEvent)
-                .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= utcnow() - grace)
+                .where(*left_behind)
                 .order_by(OutboxEvent.id)
                 .limit(RELAY_BATCH)
                 .with_for_update(skip_locked=True)

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
+from api import metrics
 from api.settings import Settings
 from domains.common.exceptions import RateLimitedError
 
@@ -53,6 +54,7 @@ class RateLimits:
         identifiers = ("token-create", client_ip, _digest(email.strip().lower()))
         if await self._limiter.hit(self._login, *identifiers):
             return
+        metrics.RATE_LIMIT_REFUSALS.labels("token_create").inc()
         stats = await self._limiter.get_window_stats(self._login, *identifiers)
         raise RateLimitedError(LOGIN_LIMITED, retry_after=max(1, math.ceil(stats.reset_time - time.time())))
 

@@ -1,15 +1,27 @@
-"""Logging set-up and the request-id middleware."""
+"""Logging set-up, and the middleware that gives every request an id, an access line and a safety net.
+
+Middleware order, outermost first (api/app.py): request id → access log → exception handling →
+CORS → TrustedHost → the app. The request id is bound first so every later line carries it.
+"""
 
 import logging
 import re
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import orjson
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import SchemaExtension
 
+from api import metrics
+from api.errors import error_code
 from api.settings import Settings
+from domains.common.principal import Principal
 
 REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -47,6 +59,22 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(settings.log_level.upper())
+    # aiosqlite narrates every call from its worker thread at DEBUG: noise, and outside any request.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
+    route_server_logs_to_root()
+
+
+SERVER_LOGGERS = ("gunicorn.error", "uvicorn", "uvicorn.error")
+# Their access lines would repeat ours (api.access), which also name the GraphQL operation.
+SILENCED_ACCESS_LOGGERS = ("gunicorn.access", "uvicorn.access")
+
+
+def route_server_logs_to_root() -> None:
+    """Send gunicorn's and uvicorn's own loggers through the root handler, i.e. through structlog."""
+    for name in SERVER_LOGGERS + SILENCED_ACCESS_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers = []
+        server_logger.propagate = name in SERVER_LOGGERS
 
 
 def _identity(_logger: object, _method: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
@@ -77,3 +105,118 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             await self.app(scope, receive, send_with_id)
+
+
+def principal_label(principal: Principal) -> str:
+    """Name who is asking for logs: a user id or an API key's public prefix, never a secret."""
+    if principal.api_key_prefix is not None:
+        return f"api_key:{principal.api_key_prefix}"
+    if principal.user_id is not None:
+        return f"user:{principal.user_id}"
+    return "anonymous"
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+class AccessLogMiddleware:
+    """Write one structured line per HTTP request: method, path, status, duration and the GraphQL operation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logger = structlog.get_logger("api.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_capturing_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_capturing_status)
+        finally:
+            path: str = scope["path"]
+            log = self.logger.debug if path.startswith(("/health", "/metrics")) else self.logger.info
+            log(
+                "http.request",
+                method=scope["method"],
+                path=path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                **_state(scope).get("graphql", {}),
+            )
+
+
+class ExceptionMiddleware:
+    """Turn an exception no layer handled into a bare 500 that names only the request id; log it in full."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logger = structlog.get_logger("api.errors")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            self.logger.exception("http.unhandled_error", path=scope["path"])
+            if started:
+                raise
+            body = orjson.dumps({"error": "Internal server error", "requestId": _state(scope).get("request_id")})
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+
+class OperationObserver(SchemaExtension):
+    """Name the GraphQL operation in the request's logs and count it in the metrics."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        context = self.execution_context.context
+        principal = getattr(context, "principal", None)
+        who = principal_label(principal) if isinstance(principal, Principal) else "anonymous"
+        structlog.contextvars.bind_contextvars(principal=who)
+        yield
+        execution = self.execution_context
+        try:
+            operation_type = execution.operation_type.value
+        except Exception:  # no parsed document or no such operation: nothing to name
+            operation_type = "unknown"
+        result = execution.result
+        errors = (result.errors if result is not None else None) or execution.pre_execution_errors or []
+        codes = [error_code(error) for error in errors]
+        name = execution.operation_name
+        metrics.GRAPHQL_OPERATIONS.labels(
+            metrics.operation_label(name), operation_type, "error" if codes else "ok"
+        ).inc()
+        metrics.GRAPHQL_DURATION.labels(operation_type).observe(time.perf_counter() - started)
+        for code in codes:
+            metrics.GRAPHQL_ERRORS.labels(code).inc()
+        request = getattr(context, "request", None)
+        if request is not None:
+            # Read back by the access log; the cost joins when query costing lands.
+            request.state.graphql = {
+                "operation_name": name,
+                "operation_type": operation_type,
+                "principal": who,
+                "cost": None,
+            }

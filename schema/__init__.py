@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from api.auth.principal import RefuseUntrustedCredentials
 from api.errors import ErrorFormatter, log_unexpected
 from api.limits import RateLimitedStatus
+from api.observability import OperationObserver
 from domains.orders.mutations import OrdersMutation
 from domains.orders.queries import OrdersQuery
 from domains.products.mutations import ProductsMutation
@@ -62,6 +63,7 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
     # Factories: Strawberry builds fresh extensions per request; the caches live at module level.
     extensions: list[Any] = [
         ErrorFormatter,
+        OperationObserver,
         RateLimitedStatus,
         RefuseUntrustedCredentials,
         lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import metrics
 from api.db import RequestDb
 from domains.common.keyset import Ordering, Page, PageRequest, to_page
 
@@ -36,6 +37,7 @@ class RowByKeyLoader(DataLoader[K, RowT | None], Generic[K, RowT]):
         self._key_of = key_of
 
     async def batch_load_fn(self, keys: list[K]) -> list[RowT | None]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         async with self._db.read() as session:
             rows = await self._fetch(session, keys)
         by_key = {self._key_of(row): row for row in rows}
@@ -53,6 +55,7 @@ class ChildrenByParentLoader(DataLoader[int, list[RowT]], Generic[RowT]):
         self._fetch = fetch
 
     async def batch_load_fn(self, keys: list[int]) -> list[list[RowT]]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         async with self._db.read() as session:
             by_parent = await self._fetch(session, keys)
         return [by_parent.get(key, []) for key in keys]
@@ -73,6 +76,7 @@ class PageByParentLoader(DataLoader[PageKey, Page[RowT]], Generic[RowT]):
         self._key_of = key_of
 
     async def batch_load_fn(self, keys: list[PageKey]) -> list[Page[RowT]]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         groups: dict[tuple[Ordering, PageRequest], list[int]] = defaultdict(list)
         for parent_id, ordering, page in keys:
             groups[ordering, page].append(parent_id)
@@ -95,6 +99,7 @@ class CountByParentLoader(DataLoader[int, int]):
         self._fetch = fetch
 
     async def batch_load_fn(self, keys: list[int]) -> list[int]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         async with self._db.read() as session:
             counts = await self._fetch(session, keys)
         return [counts.get(key, 0) for key in keys]

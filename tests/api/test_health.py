@@ -15,13 +15,14 @@ async def test_health_answers_while_the_process_runs(client: AsyncClient) -> Non
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_checks_the_database(client: AsyncClient) -> None:
+async def test_ready_checks_the_database_and_redis_when_configured(client: AsyncClient, settings: Settings) -> None:
     # when
     response = await client.get("/health/ready")
 
     # then
+    expected = {"database": "ok", "redis": "ok"} if settings.redis_url else {"database": "ok"}
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok"}
+    assert response.json()["checks"] == expected
 
 
 async def test_ready_is_503_naming_the_database_when_it_does_not_answer() -> None:

@@ -1,0 +1,104 @@
+"""Prometheus metrics: HTTP (prometheus-fastapi-instrumentator) plus GraphQL, pool, loaders and the loop.
+
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py does): every worker writes its
+samples there and /metrics sums them, whichever worker answers. Labels stay low-cardinality: an
+operation is labelled by its name only if it is a plain identifier among the first
+MAX_OPERATION_NAMES seen, otherwise "other"; unnamed operations are "anonymous".
+"""
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import cache
+
+from fastapi import FastAPI
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as prometheus_metrics
+from prometheus_fastapi_instrumentator.metrics import Info
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+MAX_OPERATION_NAMES = 200
+LAG_SAMPLE_SECONDS = 0.5
+_OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_seen_names: set[str] = set()
+
+GRAPHQL_OPERATIONS = Counter(
+    "graphql_operations_total", "GraphQL operations by name, type and outcome.", ["operation", "type", "outcome"]
+)
+GRAPHQL_DURATION = Histogram(
+    "graphql_operation_duration_seconds",
+    "Time to execute a GraphQL operation.",
+    ["type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+GRAPHQL_ERRORS = Counter("graphql_errors_total", "GraphQL errors by extensions.code.", ["code"])
+RATE_LIMIT_REFUSALS = Counter("rate_limit_refusals_total", "Requests refused by a rate limit.", ["limit"])
+DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps.", multiprocess_mode="livesum")
+DB_POOL_CHECKED_OUT = Gauge("db_pool_checked_out", "Connections in use.", multiprocess_mode="livesum")
+DB_POOL_OVERFLOW = Gauge("db_pool_overflow", "Connections open beyond the pool size.", multiprocess_mode="livesum")
+DB_POOL_TIMEOUTS = Counter("db_pool_timeouts_total", "Requests that waited too long for a pooled connection.")
+LOADER_BATCH_SIZE = Histogram(
+    "dataloader_batch_size", "Keys per dataloader batch.", ["loader"], buckets=(1, 2, 5, 10, 20, 50, 100, 250)
+)
+EVENT_LOOP_LAG = Gauge(
+    "event_loop_lag_seconds", "How late the event loop ran a timer, last sample.", multiprocess_mode="livemax"
+)
+
+
+def operation_label(name: str | None) -> str:
+    """Return the metric label of an operation name, keeping the label set small and safe."""
+    if not name:
+        return "anonymous"
+    if not _OPERATION_NAME.fullmatch(name):
+        return "other"
+    if name not in _seen_names and len(_seen_names) >= MAX_OPERATION_NAMES:
+        return "other"
+    _seen_names.add(name)
+    return name
+
+
+@cache
+def _http_metrics() -> Callable[[Info], None]:
+    # Registered once per process: a second app (tests build many) must feed the same series,
+    # while the instrumentator's own default would find them taken and silently record nothing.
+    instrumentation = prometheus_metrics.default()
+    assert instrumentation is not None  # noqa: S101 - only None when the series already exist
+    return instrumentation
+
+
+def instrument(app: FastAPI) -> None:
+    """Count and time HTTP requests and serve every metric at /metrics."""
+    instrumentator = Instrumentator(excluded_handlers=["/metrics"], should_group_status_codes=False)
+    instrumentator.add(_http_metrics()).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+
+
+def _sample_pool(engine: AsyncEngine) -> None:
+    pool = engine.pool
+    if isinstance(pool, QueuePool):
+        DB_POOL_SIZE.set(pool.size())
+        DB_POOL_CHECKED_OUT.set(pool.checkedout())
+        DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
+
+
+@contextlib.asynccontextmanager
+async def sampling(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Sample the event loop's lag and the pool's state in the background while the block runs."""
+
+    async def loop() -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(LAG_SAMPLE_SECONDS)
+            EVENT_LOOP_LAG.set(max(0.0, time.perf_counter() - started - LAG_SAMPLE_SECONDS))
+            _sample_pool(engine)
+
+    task = asyncio.create_task(loop(), name="metrics-sampler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

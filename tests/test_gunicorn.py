@@ -1,0 +1,188 @@
+"""The production process: gunicorn with the real gunicorn.conf.py, two workers, a SIGTERM under load."""
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.settings import Settings
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+GRACEFUL_TIMEOUT = 20
+DRAIN_SECONDS = 2
+TOP_PRODUCTS = {"query": "query TopProducts { products(first: 5) { nodes { name price { amount } } } }"}
+GRAPHQL_200 = 'http_requests_total{handler="/graphql",method="POST",status="200"}'
+
+
+@dataclass
+class Server:
+    url: str
+    process: asyncio.subprocess.Process
+    metrics_dir: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def gunicorn(settings: Settings, tmp_path: Path, db_session: AsyncSession) -> AsyncIterator[Server]:
+    """gunicorn.conf.py as production runs it, with two workers, on the test database (and Redis)."""
+    for _ in range(5):
+        await factories.create_product(db_session)
+    await db_session.commit()
+    port, metrics_dir = _free_port(), tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.effective_database_url,
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+        "GUNICORN_DRAIN_SECONDS": str(DRAIN_SECONDS),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "DB_POOL_SIZE": "4",
+        "LOG_LEVEL": "INFO",
+    }
+    if os.environ.get("TEST_REDIS_URL"):
+        env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+    log = (tmp_path / "gunicorn.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, metrics_dir, tmp_path / "gunicorn.log")
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for _ in range(600):
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("gunicorn did not become ready")
+        yield server
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        log.close()
+
+
+def _fresh_connections() -> httpx.AsyncClient:
+    # No keep-alive: every request is a new connection, which either worker may accept.
+    return httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0), timeout=30)
+
+
+def _sample(metrics: str, series: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_sum_the_requests_of_both_workers(gunicorn: Server) -> None:
+    # given
+    async with _fresh_connections() as client:
+        # when: 40 requests, 8 at a time, each on a new connection
+        for _ in range(5):
+            responses = await asyncio.gather(
+                *(client.post(f"{gunicorn.url}/graphql", json=TOP_PRODUCTS) for _ in range(8))
+            )
+            assert [response.status_code for response in responses] == [200] * 8
+        # A worker counts a request just after sending its response: give the last ones a moment.
+        for _ in range(50):
+            if _sample((await client.get(f"{gunicorn.url}/metrics")).text, GRAPHQL_200) >= 40:
+                break
+            await asyncio.sleep(0.05)
+        scrapes = [(await client.get(f"{gunicorn.url}/metrics")).text for _ in range(6)]
+
+    # then: whichever worker answers the scrape, it reports both workers' requests
+    writers = {path.name.rsplit("_", 1)[-1] for path in gunicorn.metrics_dir.glob("counter_*.db")}
+    assert len(writers) >= 2
+    assert [_sample(scrape, GRAPHQL_200) for scrape in scrapes] == [40.0] * 6
+    assert 'graphql_operations_total{operation="TopProducts",outcome="ok",type="query"} 40.0' in scrapes[0]
+
+
+@dataclass
+class Outcome:
+    started: float
+    result: str  # "200", another status, "refused" (never accepted) or "broken" (accepted, then lost)
+
+
+async def test_sigterm_turns_readiness_503_drains_in_flight_requests_and_exits_in_time(gunicorn: Server) -> None:
+    # given: a steady stream of requests and a readiness probe
+    outcomes: list[Outcome] = []
+    probes: list[tuple[float, str]] = []
+    answers: list[str] = []  # the bodies of probes that were not 200, to tell why
+    stop = asyncio.Event()
+
+    async def stream(client: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                response = await client.post(f"{gunicorn.url}/graphql", json=TOP_PRODUCTS)
+                outcomes.append(Outcome(started, str(response.status_code)))
+            except httpx.ConnectError:
+                outcomes.append(Outcome(started, "refused"))
+                await asyncio.sleep(0.05)
+            except httpx.TransportError:
+                outcomes.append(Outcome(started, "broken"))
+
+    async def probe(client: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            try:
+                response = await client.get(f"{gunicorn.url}/health/ready")
+                probes.append((time.monotonic(), str(response.status_code)))
+                if response.status_code != 200:
+                    answers.append(response.text)
+            except httpx.TransportError:
+                probes.append((time.monotonic(), "refused"))
+            await asyncio.sleep(0.05)
+
+    async with _fresh_connections() as client:
+        tasks = [asyncio.create_task(stream(client)) for _ in range(4)] + [asyncio.create_task(probe(client))]
+        await asyncio.sleep(1.5)
+
+        # when
+        signalled = time.monotonic()
+        gunicorn.process.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.wait_for(gunicorn.process.wait(), timeout=GRACEFUL_TIMEOUT + 10)
+        exited = time.monotonic()
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    # then: the master exits in time and cleanly, its lines and its workers' in the app's log format
+    assert exit_code == 0
+    log = gunicorn.log.read_text()
+    assert re.search(r"\[info +\] Booting worker with pid: \d+ +\[gunicorn.error\]", log), log[-2000:]
+    assert re.search(r"\[info +\] Application startup complete\. +\[uvicorn.error\]", log), log[-2000:]
+    assert exited - signalled < GRACEFUL_TIMEOUT
+    # every request sent before the signal completed with 200, and so did those sent while draining
+    before = [outcome.result for outcome in outcomes if outcome.started < signalled]
+    draining = [o.result for o in outcomes if signalled <= o.started < signalled + DRAIN_SECONDS - 0.5]
+    assert before
+    assert set(before) == {"200"}
+    assert draining
+    assert set(draining) == {"200"}
+    # readiness was 200 until the signal, then 503 while the server still answered, before it closed
+    assert {status for at, status in probes if at < signalled} == {"200"}, answers
+    after = [status for at, status in probes if at >= signalled]
+    assert "503" in after
+    assert after.index("503") < (after.index("refused") if "refused" in after else len(after))
