@@ -194,7 +194,7 @@ class OperationObserver(SchemaExtension):
         context = self.execution_context.context
         principal = getattr(context, "principal", None)
         who = principal_label(principal) if isinstance(principal, Principal) else "anonymous"
-        structlog.contextvars.bind_contextvars(principal=who)
+        structlog.contextvars.bind_contextvars(principal=who, operation_name=self.execution_context.operation_name)
         yield
         execution = self.execution_context
         try:
