@@ -20,6 +20,9 @@ from domains.common.principal import Role
 from domains.users import service as users_service
 from domains.users.exceptions import SIGN_IN_REQUIRED
 
+# A key minting keys would outlive its own expiry and revocation: only a signed-in user may.
+API_KEY_REFUSED = "API keys cannot do this; sign in as a user."
+
 
 class IsAuthenticated(BasePermission):
     message = SIGN_IN_REQUIRED
@@ -59,11 +62,26 @@ class IsSelfOrStaff(BasePermission):
         return source.proven_by_caller or users_service.can_view_private_fields(info.context.principal, source.pk)
 
 
-def requires(role: Role | None = None) -> list[FieldExtension]:
-    """Field extensions refusing anonymous callers (UNAUTHENTICATED) and, given a role, those without it (FORBIDDEN)."""
+class IsUserNotApiKey(BasePermission):
+    """The principal signed in as a user, not with an API key."""
+
+    message = API_KEY_REFUSED
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return info.context.principal.api_key_prefix is None
+
+    def on_unauthorized(self) -> None:
+        raise ForbiddenError(API_KEY_REFUSED)
+
+
+def requires(role: Role | None = None, *, users_only: bool = False) -> list[FieldExtension]:
+    """Field extensions refusing anonymous callers (UNAUTHENTICATED), and (FORBIDDEN) those without `role` or,
+    with `users_only`, API keys."""
     permissions: list[BasePermission] = [IsAuthenticated()]
     if role is not None:
         permissions.append(HasRole(role))
+    if users_only:
+        permissions.append(IsUserNotApiKey())
     return [PermissionExtension(permissions, use_directives=False)]
 
 

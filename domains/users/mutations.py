@@ -122,9 +122,9 @@ class UsersMutation:
         return TokenRevokePayload(revoked=True, user_errors=[])
 
     @strawberry.mutation(
-        description="Create an API key for yourself; its secret is shown once. Signed-in users only. "
-        "userErrors: REQUIRED, TOO_LONG, ROLE_NOT_HELD, INVALID.",
-        extensions=requires(),
+        description="Create an API key for yourself; its secret is shown once. Signed-in users only, not API keys "
+        "(a key could otherwise outlive its own expiry). userErrors: REQUIRED, TOO_LONG, ROLE_NOT_HELD, INVALID.",
+        extensions=requires(users_only=True),
     )
     async def api_key_create(self, info: Info, input: Annotated[ApiKeyCreateInput, INPUT]) -> ApiKeyCreatePayload:
         try:

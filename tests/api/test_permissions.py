@@ -111,7 +111,7 @@ MATRIX: dict[str, Row] = {
     "apiKeyCreate": Row(
         'mutation { apiKeyCreate(input: {name: "ci", roles: [CUSTOMER]}) { apiKey { id } } }',
         ("apiKeyCreate", "apiKey"),
-        (UNAUTHENTICATED, ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED),
+        (UNAUTHENTICATED, ALLOWED, ALLOWED, ALLOWED, ALLOWED, FORBIDDEN),
     ),
     "apiKeyRevoke (a customer's key)": Row(
         "mutation ($id: ID!) { apiKeyRevoke(input: {apiKeyId: $id}) { apiKey { id } } }",
