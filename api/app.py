@@ -8,14 +8,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import graphiql, health, metrics
 from api.auth.principal import build_token_issuer
+from api.complexity import configure_validation_work
 from api.db import create_engine, create_sessionmaker
 from api.events import EventBus, running_relay
 from api.graphql import create_graphql_router
-from api.limits import RateLimits, create_limit_storage
+from api.limits import RateLimits, RequestRateLimitMiddleware, create_limit_storage
 from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
 
@@ -26,11 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; the engine lives in the lifespan, created and disposed with it."""
     settings = settings or get_settings()
     configure_logging(settings)
+    configure_validation_work(settings.query_max_validation_work)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = _redis_client(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
@@ -66,9 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("graphiql.assets_missing", fix="run `make install` (python -m api.graphiql)")
         app.mount(graphiql.MOUNT_PATH, StaticFiles(directory=graphiql.ASSETS_DIR, check_dir=False), name="ide")
     app.include_router(create_graphql_router(settings), prefix="/graphql")
-    # Added last = outermost. In order of arrival: request id (so every later line has it), access
-    # log, exception handling, Prometheus timing, CORS, TrustedHost, then the routes.
+    # Added last = outermost. In order of arrival: the client address from trusted proxies, request id
+    # (so every later line has it), access log, exception handling, Prometheus timing, CORS (so a 429
+    # carries its headers), the /graphql request rate, TrustedHost, then the routes.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+    app.add_middleware(RequestRateLimitMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -81,4 +88,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ExceptionMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
+
+
+def _redis_client(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    # Short timeouts and one immediate retry (a connection gone stale across a Redis restart): a
+    # Redis that is down must cost a request milliseconds, not redis-py's default backoff.
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        retry=Retry(NoBackoff(), 1),
+    )

@@ -29,12 +29,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """Create the process's engine: asyncpg with a sized pool, or aiosqlite for the embedded default."""
     url = settings.effective_database_url
     if settings.is_sqlite:
-        engine = create_async_engine(
-            url,
-            echo=settings.db_echo,
-            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
-        )
-        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        # A statement waiting on SQLite's lock cannot be cancelled (it waits in aiosqlite's thread),
+        # so it must not wait past the operation's wall-clock ceiling.
+        busy_ms = min(settings.sqlite_busy_timeout_ms, int(settings.operation_timeout_seconds * 1000))
+        engine = create_async_engine(url, echo=settings.db_echo, connect_args={"timeout": busy_ms / 1000})
+        _configure_sqlite(engine, busy_ms)
         return engine
     return create_async_engine(
         url,
@@ -118,6 +117,12 @@ class RequestDb:
                 self._reading = False
             try:
                 yield self._session
+            except asyncio.CancelledError:
+                # Cancelled (the operation's wall-clock ceiling): answer now. Waiting for the rollback
+                # could wait as long as the statement it interrupts (SQLite's busy timeout); `close()`
+                # rolls back when the request ends.
+                take_pending_events(self._session)
+                raise
             except BaseException:
                 take_pending_events(self._session)  # nothing is published for a rolled-back transaction
                 await self._session.rollback()

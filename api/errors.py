@@ -1,19 +1,27 @@
 """Error shaping: every GraphQL error gets `extensions.code` and `requestId`; internals are masked."""
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from graphql import GraphQLError
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import MaskErrors
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
+from api.complexity import validation_work_limit
 from domains.common.exceptions import ClientError
 
 INTERNAL_ERROR_MESSAGE = "Internal server error"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+# graphql-core's parser stops at its token and comment limits with a syntax error of this shape.
+INTROSPECTION_TOO_DEEP = "Maximum introspection depth exceeded"  # graphql-core's MaxIntrospectionDepthRule
+VALIDATION_ABORTED = "Validation aborted."  # graphql-core, past its validation work budget
+_PARSER_LIMIT = re.compile(r"Document contains more than (\d+) (tokens|comments)\. Parsing aborted\.")
 
 logger = structlog.get_logger("api.errors")
 
@@ -24,11 +32,33 @@ def error_code(error: GraphQLError) -> str:
     if isinstance(original, ClientError):
         return original.code
     if error.path is None:
+        if parser_limit(error) is not None or error.message in (INTROSPECTION_TOO_DEEP, VALIDATION_ABORTED):
+            return QUERY_TOO_COMPLEX
         if error.message.startswith("Variable '$"):
             return BAD_USER_INPUT
         if original is None or isinstance(original, GraphQLError):
             return GRAPHQL_VALIDATION_FAILED
     return INTERNAL_SERVER_ERROR
+
+
+def limit_extensions(error: GraphQLError) -> dict[str, Any]:
+    """Name the limit a document passed, for the QUERY_TOO_COMPLEX refusals graphql-core itself makes."""
+    if isinstance(error, ValidationAbortedError) or error.message == VALIDATION_ABORTED:
+        budget = validation_work_limit()
+        return {"measure": "validation work", "value": budget + 1, "limit": budget}
+    if error.message == INTROSPECTION_TOO_DEEP:
+        return {"measure": "introspection depth"}
+    return parser_limit(error) or {}
+
+
+def parser_limit(error: GraphQLError) -> dict[str, Any] | None:
+    """Return the extensions of a document the parser refused at its token limit, else None."""
+    match = _PARSER_LIMIT.search(error.message)
+    if match is None:
+        return None
+    limit = int(match[1])
+    # The parser stops at the first token over the limit, so that is the figure it saw.
+    return {"measure": match[2], "value": limit + 1, "limit": limit}
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -71,6 +101,8 @@ class ErrorFormatter(MaskErrors):
             kept = self.anonymise_error(error) if masked else error
             # A masked error keeps none of its extensions: they may carry internals too.
             extensions: dict[str, Any] = {} if masked else dict(error.extensions or {})
+            if code == QUERY_TOO_COMPLEX and "measure" not in extensions:
+                extensions |= limit_extensions(error)
             extensions |= {"code": code, "requestId": request_id}
             shaped.append(
                 GraphQLError(
@@ -84,3 +116,15 @@ class ErrorFormatter(MaskErrors):
                 )
             )
         return shaped
+
+
+OPERATION_TIMEOUT = "OPERATION_TIMEOUT"
+
+
+def timeout_result(seconds: float, context: object) -> ExecutionResult:
+    """Answer an operation cancelled at the wall-clock ceiling: no data, one coded error; log it once."""
+    request_id = getattr(context, "request_id", None)
+    logger.warning("graphql.operation_timeout", timeout_seconds=seconds)
+    message = f"The operation ran longer than {seconds:g} s and was cancelled; ask for less, or page through it."
+    error = GraphQLError(message, extensions={"code": OPERATION_TIMEOUT, "requestId": request_id})
+    return ExecutionResult(data=None, errors=[error])

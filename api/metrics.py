@@ -37,6 +37,13 @@ GRAPHQL_DURATION = Histogram(
 )
 GRAPHQL_ERRORS = Counter("graphql_errors_total", "GraphQL errors by extensions.code.", ["code"])
 RATE_LIMIT_REFUSALS = Counter("rate_limit_refusals_total", "Requests refused by a rate limit.", ["limit"])
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "rate_limit_storage_errors_total", "Rate-limit checks the store could not answer (Redis down).", ["limit"]
+)
+GRAPHQL_COST = Histogram(
+    "graphql_operation_cost", "Static cost of admitted operations.", buckets=(0, 1, 10, 50, 100, 500, 1000, 2500, 5000)
+)
+OPERATION_TIMEOUTS = Counter("graphql_operation_timeouts_total", "Operations cancelled at the wall-clock ceiling.")
 DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps.", multiprocess_mode="livesum")
 DB_POOL_CHECKED_OUT = Gauge("db_pool_checked_out", "Connections in use.", multiprocess_mode="livesum")
 DB_POOL_OVERFLOW = Gauge("db_pool_overflow", "Connections open beyond the pool size.", multiprocess_mode="livesum")

@@ -154,6 +154,7 @@ class AccessLogMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 **_state(scope).get("graphql", {}),
+                cost=_state(scope).get("graphql_cost"),
             )
 
 
@@ -214,10 +215,5 @@ class OperationObserver(SchemaExtension):
             metrics.GRAPHQL_ERRORS.labels(code).inc()
         request = getattr(context, "request", None)
         if request is not None:
-            # Read back by the access log; the cost joins when query costing lands.
-            request.state.graphql = {
-                "operation_name": name,
-                "operation_type": operation_type,
-                "principal": who,
-                "cost": None,
-            }
+            # Read back by the access log, with the cost QueryLimits leaves beside it.
+            request.state.graphql = {"operation_name": name, "operation_type": operation_type, "principal": who}

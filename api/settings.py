@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
-from limits import parse_many
-from pydantic import Field, SecretStr, field_validator, model_validator
+from limits import parse, parse_many
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "development-only-secret-change-me-in-production"  # noqa: S105 - refused in production
@@ -44,7 +44,28 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     api_key_touch_interval_seconds: int = Field(default=60, ge=1)
     login_rate_limit: str = "5/minute"
+    login_rate_limit_per_ip: str = "30/minute"
+    login_rate_limit_per_email: str = "10/minute"
     redis_key_prefix: str = "storefront"
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+
+    # Query limits (SPEC §5): checked before any resolver runs.
+    query_max_tokens: int = Field(default=2000, ge=10)
+    query_max_depth: int = Field(default=10, ge=1)
+    query_max_aliases: int = Field(default=30, ge=0)
+    query_max_field_repeats: int = Field(default=25, ge=1)
+    # graphql-core's budget for comparing fields that share a response name (its default is 500,000).
+    query_max_validation_work: int = Field(default=20_000, ge=1000)
+    query_max_page_size: int = Field(default=100, ge=1, le=100)
+    query_max_cost: int = Field(default=5000, ge=1)
+    query_mutation_cost: int = Field(default=10, ge=0)
+    query_cost_weights: dict[str, int] = Field(default_factory=dict)
+    operation_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Budgets per client, in fixed windows aligned to the clock ("20000/minute").
+    cost_budget: str = "20000/minute"
+    graphql_rate_limit: str = "600/minute"
+    rate_limit_failure_mode: Literal["open", "closed"] = "open"
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
 
     db_pool_size: int = Field(default=20, ge=1)
@@ -61,7 +82,7 @@ class Settings(BaseSettings):
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
 
-    @field_validator("cors_origins", "trusted_hosts", mode="before")
+    @field_validator("cors_origins", "trusted_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -79,13 +100,23 @@ class Settings(BaseSettings):
     def _unescape_public_pems(cls, value: dict[str, str]) -> dict[str, str]:
         return {kid: pem.replace("\\n", "\n").strip() for kid, pem in value.items()}
 
-    @field_validator("login_rate_limit")
+    @field_validator("login_rate_limit", "login_rate_limit_per_ip", "login_rate_limit_per_email")
     @classmethod
-    def _check_rate_limit(cls, value: str) -> str:
+    def _check_rate_limits(cls, value: str, info: ValidationInfo) -> str:
         try:
             parse_many(value)
         except ValueError as exc:
-            msg = f"LOGIN_RATE_LIMIT must look like '5/minute' (got {value!r})"
+            msg = f"{(info.field_name or '').upper()} must look like '5/minute' or '5/minute;50/hour' (got {value!r})"
+            raise ValueError(msg) from exc
+        return value
+
+    @field_validator("cost_budget", "graphql_rate_limit")
+    @classmethod
+    def _check_single_rate(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            msg = f"{(info.field_name or '').upper()} must look like '20000/minute' (got {value!r})"
             raise ValueError(msg) from exc
         return value
 

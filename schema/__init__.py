@@ -1,20 +1,24 @@
 """The one Strawberry schema, composed from every domain's root types."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from graphql.validation import MaxIntrospectionDepthRule, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, ParserCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from api import metrics
 from api.auth.principal import RefuseUntrustedCredentials
-from api.errors import ErrorFormatter, log_unexpected
-from api.limits import RateLimitedStatus
+from api.errors import ErrorFormatter, log_unexpected, timeout_result
 from api.observability import OperationObserver
+from api.query_limits import ErrorStatus, LimitedValidationCache, QueryLimits
+from api.settings import Settings
 from domains.orders.mutations import OrdersMutation
 from domains.orders.queries import OrdersQuery
 from domains.products.mutations import ProductsMutation
@@ -53,6 +57,36 @@ class DocumentCache(ParserCache):
 
 
 class StorefrontSchema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Run an operation under the wall-clock ceiling: past it, it is cancelled with its database work."""
+        settings = getattr(context_value, "settings", None)
+        run = super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        if not isinstance(settings, Settings):
+            return await run
+        try:
+            async with asyncio.timeout(settings.operation_timeout_seconds):
+                return await run
+        except TimeoutError:
+            metrics.OPERATION_TIMEOUTS.inc()
+            return timeout_result(settings.operation_timeout_seconds, context_value)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors (bad input, validation) are the client's business; only log ours.
         log_unexpected(errors, execution_context)
@@ -61,16 +95,19 @@ class StorefrontSchema(strawberry.Schema):
 def build_schema(*, introspection: bool = True) -> StorefrontSchema:
     """Build the schema; production turns introspection off."""
     # Factories: Strawberry builds fresh extensions per request; the caches live at module level.
+    # Order matters: QueryLimits measures the parsed document before the cache validates it, and its
+    # on_execute runs after RefuseUntrustedCredentials (a refused credential is charged nothing).
+    rules: list[Any] = [MaxIntrospectionDepthRule] + ([] if introspection else [NoSchemaIntrospectionCustomRule])
     extensions: list[Any] = [
         ErrorFormatter,
         OperationObserver,
-        RateLimitedStatus,
+        ErrorStatus,
         RefuseUntrustedCredentials,
+        lambda: AddValidationRules(rules),
         lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        QueryLimits,
+        lambda: LimitedValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
-    if not introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return StorefrontSchema(
         query=Query, mutation=Mutation, extensions=extensions, config=StrawberryConfig(auto_camel_case=True)
     )

@@ -132,7 +132,8 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 STARTUP_SECONDS = 30
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """Return a loopback port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -142,7 +143,7 @@ def _free_port() -> int:
 @pytest.fixture
 async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Process]]:
     """The app under a real uvicorn process on a free loopback port; yields its base URL and process."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": settings.effective_database_url, "LOG_LEVEL": "WARNING"}
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),

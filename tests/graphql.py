@@ -1,9 +1,12 @@
 """Helpers to send GraphQL documents to the app under test."""
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import event
 
 
 async def post(
@@ -34,3 +37,19 @@ async def gql(
 def error_codes(body: dict[str, Any]) -> list[str]:
     """The `extensions.code` of every error in a response."""
     return [error["extensions"]["code"] for error in body.get("errors") or []]
+
+
+@contextmanager
+def count_statements(app: FastAPI) -> Iterator[list[str]]:
+    """Collect every SQL statement the app's engine sends while the block runs."""
+    statements: list[str] = []
+
+    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)

@@ -82,7 +82,7 @@ async def test_every_line_of_a_request_carries_its_request_id_and_the_access_lin
         "operation_name": "TopProducts",
         "operation_type": "query",
         "principal": "anonymous",
-        "cost": None,
+        "cost": 1 + 2,
         "duration_ms": 0,
         "timestamp": "",
     }

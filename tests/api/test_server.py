@@ -32,9 +32,10 @@ async def test_real_server_answers_a_catalog_query_and_stops_cleanly(
     # then
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "real-1"
-    assert response.json() == {
-        "data": {"products": {"totalCount": 1, "nodes": [{"name": "Teapot", "price": {"amount": "10.00"}}]}}
+    assert response.json()["data"] == {
+        "products": {"totalCount": 1, "nodes": [{"name": "Teapot", "price": {"amount": "10.00"}}]}
     }
+    assert response.json()["extensions"]["cost"]["requested"] == 1 + 1 + 20 * (1 + 1)  # totalCount, price
     assert ready.status_code == 200
     assert code == 0
     assert process.stderr is not None

@@ -5,8 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domains.common.ids import encode_global_id
 from tests import factories
 from tests.auth import bearer
-from tests.graphql import gql
-from tests.products.test_queries import count_statements
+from tests.graphql import count_statements, gql
 
 ORDERS = """
 query ($filter: OrderFilter, $first: Int) {

@@ -167,7 +167,9 @@ async def test_bad_pagination_arguments_are_bad_user_input(client: AsyncClient, 
     assert body["data"] is None
 
 
-async def test_nested_connections_validate_their_arguments_too(client: AsyncClient, db_session: AsyncSession) -> None:
+async def test_nested_connections_have_their_page_size_checked_before_execution(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
     # given
     product = await create_product(db_session)
     await db_session.commit()
@@ -176,9 +178,11 @@ async def test_nested_connections_validate_their_arguments_too(client: AsyncClie
     # when
     body = await post(client, query, {"id": encode_global_id("Product", product.id)})
 
-    # then
+    # then: refused with the place of the field in the document, before any field resolved
     assert error_codes(body) == ["BAD_USER_INPUT"]
-    assert body["errors"][0]["path"] == ["node", "reviews"]
+    assert "`reviews`" in body["errors"][0]["message"]
+    assert body["errors"][0]["locations"] == [{"line": 1, "column": query.index("reviews") + 1}]
+    assert "path" not in body["errors"][0]
 
 
 async def test_reviews_page_per_product_by_rating_and_backwards(client: AsyncClient, db_session: AsyncSession) -> None:

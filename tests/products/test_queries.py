@@ -1,17 +1,12 @@
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.ids import encode_global_id
 from domains.products import models as products_models
 from tests.factories import create_category, create_product, create_review, create_user
-from tests.graphql import error_codes, gql, post
+from tests.graphql import count_statements, error_codes, gql, post
 
 DEEP_CATALOG = """
 query ($n: Int!) {
@@ -35,21 +30,6 @@ query ($slug: String!) {
   }
 }
 """
-
-
-@contextmanager
-def count_statements(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", _record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)
 
 
 async def _catalog(session: AsyncSession, products: int) -> list[products_models.Product]:
