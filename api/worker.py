@@ -1,22 +1,42 @@
-"""The gunicorn worker: uvicorn-worker's UvicornWorker, with a readiness drain before a graceful stop.
+"""The gunicorn worker: uvicorn-worker's UvicornWorker, with a readiness drain on SIGTERM and graceful recycling.
 
 On SIGTERM the worker first turns `/health/ready` to 503 and keeps serving for
 GUNICORN_DRAIN_SECONDS (default 5), so load balancers stop sending new traffic; then uvicorn
 stops accepting connections and finishes the requests in flight. Gunicorn's graceful timeout
 bounds the whole (keep drain + the longest request under it). A second SIGTERM or a SIGINT
 skips the wait.
+
+A worker also recycles itself: when its resident set passes GUNICORN_MAX_WORKER_MEMORY_MB
+(checked every few seconds), or after GUNICORN_MAX_REQUESTS requests if that is set. uvicorn's
+own max-requests exit closes idle keep-alive connections at once, and a request a client is
+sending on one at that moment is lost. Instead the worker
+1. stops accepting on the shared listening socket: the other workers go on accepting from it;
+2. answers every further request on its open connections with `Connection: close`, so each
+   client reconnects, to another worker, instead of racing a close;
+3. leaves idle connections to their own keep-alive timeout, so none is closed sooner than it
+   would have been anyway (at most half the graceful timeout);
+4. then shuts down as uvicorn does: closes what is still idle, gives the requests in flight the
+   rest of the graceful timeout, and exits; the arbiter forks a replacement.
+Readiness stays 200 meanwhile: the instance as a whole keeps serving.
 """
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from gunicorn.arbiter import Arbiter
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
@@ -24,6 +44,48 @@ from uvicorn_worker import UvicornWorker
 from api.observability import route_server_logs_to_root
 
 DEFAULT_DRAIN_SECONDS = 5.0
+# Worker RSS is about 130 MiB at the benchmark's peak: four times that is a leak, not a load.
+DEFAULT_MAX_WORKER_MEMORY_MB = 512.0
+MEMORY_CHECK_SECONDS = 5.0
+MIB = 1024 * 1024
+
+logger = structlog.get_logger("api.worker")
+
+
+def resident_set_mib() -> float:
+    """This process's resident set now: one read of /proc/self/statm, or the peak where there is no /proc."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+        return peak / (MIB if sys.platform == "darwin" else 1024)
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / MIB
+
+
+class ConnectionCloser:
+    """Pure ASGI: once `closing` is set, every response tells its client to close the connection.
+
+    uvicorn closes a connection after a response that says `Connection: close`, and the client
+    opens a new one for its next request: a clean hand-over, where closing an idle keep-alive
+    connection races whatever request the client is already sending on it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.closing = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            # Read when the response starts: a request in flight when recycling begins closes too.
+            if self.closing and message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
 
 
 class DrainingServer(Server):
@@ -50,16 +112,98 @@ class DrainingServer(Server):
         self._loop.call_soon_threadsafe(self._loop.call_later, self._drain_seconds, super().handle_exit, sig, None)
 
 
+@dataclass(frozen=True, slots=True)
+class RecyclePolicy:
+    max_requests: int | None  # gunicorn's max_requests plus this worker's jitter; None: never
+    max_memory_mib: float  # 0: never
+    graceful_timeout: float  # bounds the whole recycle, as it bounds a SIGTERM
+
+
+class RecyclingServer(DrainingServer):
+    """A DrainingServer that recycles its worker (request count, memory ceiling) without losing a request."""
+
+    def __init__(
+        self, config: Config, *, app: FastAPI, drain_seconds: float, closer: ConnectionCloser, policy: RecyclePolicy
+    ) -> None:
+        super().__init__(config, app=app, drain_seconds=drain_seconds)
+        self._closer = closer
+        self._policy = policy
+        # Never sooner than the keep-alive timeout would close an idle connection anyway.
+        self._idle_grace = min(float(config.timeout_keep_alive), policy.graceful_timeout / 2)
+        self._next_memory_check = time.monotonic() + MEMORY_CHECK_SECONDS
+        self._recycle_started: float | None = None
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn's tick (every 0.1 s): the Date header, the arbiter's heartbeat, a signalled exit.
+        if await super().on_tick(counter):
+            return True
+        if self._recycle_started is None:
+            # Once SIGTERM drains the worker it stops anyway, and must keep accepting until then.
+            if not self._draining and (reason := self._recycle_reason()):
+                self._start_recycle(reason)
+            return False
+        return self._recycle_drained(since=self._recycle_started)
+
+    def _recycle_reason(self) -> str | None:
+        max_requests = self._policy.max_requests
+        if max_requests is not None and self.server_state.total_requests >= max_requests:
+            return "max_requests"
+        now = time.monotonic()
+        if self._policy.max_memory_mib > 0 and now >= self._next_memory_check:
+            self._next_memory_check = now + MEMORY_CHECK_SECONDS
+            if resident_set_mib() > self._policy.max_memory_mib:
+                return "memory"
+        return None
+
+    def _start_recycle(self, reason: str) -> None:
+        log = logger.warning if reason == "memory" else logger.info  # a memory ceiling reached hints at a leak
+        log(
+            "worker recycling",
+            reason=reason,
+            rss_mib=round(resident_set_mib(), 1),
+            requests=self.server_state.total_requests,
+            max_requests=self._policy.max_requests,
+            max_memory_mib=self._policy.max_memory_mib,
+        )
+        self._recycle_started = time.monotonic()
+        for server in self.servers:
+            server.close()  # this process's copy of the listening socket only: the other workers keep theirs
+        self._closer.closing = True
+
+    def _recycle_drained(self, since: float) -> bool:
+        elapsed = time.monotonic() - since
+        if self.server_state.connections and elapsed < self._idle_grace:
+            return False
+        # uvicorn's shutdown follows: it closes the idle connections left, and waits this long for the rest.
+        self.config.timeout_graceful_shutdown = max(int(self._policy.graceful_timeout - elapsed), 1)
+        return True
+
+
 class StorefrontWorker(UvicornWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # UvicornWorker hands uvicorn's loggers to gunicorn's handlers; ours go through structlog.
         route_server_logs_to_root()
+        # uvicorn's own max-requests exit drops idle keep-alive connections: RecyclingServer recycles instead.
+        self.config.limit_max_requests = None
+
+    def _recycle_policy(self) -> RecyclePolicy:
+        return RecyclePolicy(
+            max_requests=self.max_requests if self.cfg.max_requests > 0 else None,
+            max_memory_mib=float(os.environ.get("GUNICORN_MAX_WORKER_MEMORY_MB", DEFAULT_MAX_WORKER_MEMORY_MB)),
+            graceful_timeout=float(self.cfg.graceful_timeout),
+        )
 
     async def _serve(self) -> None:
-        self.config.app = self.wsgi
-        drain_seconds = float(os.environ.get("GUNICORN_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS))
-        server = DrainingServer(config=self.config, app=self.wsgi, drain_seconds=drain_seconds)
+        closer = ConnectionCloser(self.wsgi)
+        self.config.app = closer
+        server = RecyclingServer(
+            config=self.config,
+            closer=closer,
+            policy=self._recycle_policy(),
+            app=self.wsgi,
+            drain_seconds=float(os.environ.get("GUNICORN_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS)),
+        )
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:

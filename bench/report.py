@@ -163,7 +163,7 @@ def markdown(
 def _notes(summary: list[dict[str, Any]], server_environment: dict[str, str]) -> list[str]:
     spawned = {target: sum(row[target]["workers_spawned"] for row in summary) for target in (REAL, REFERENCE)}
     notes = [
-        f"Workers recycled during the measured runs (gunicorn max_requests): real {spawned[REAL]},"
+        f"Workers recycled during the measured runs (memory ceiling or max_requests): real {spawned[REAL]},"
         f" reference {spawned[REFERENCE]}."
     ]
     errors = [

@@ -154,7 +154,7 @@ def bench(config: BenchConfig) -> None:
         print("bench: WARNING: the Python code changed during the run; recycled workers may have served it")
     summary = summarise(runs, config)
     statements_record = {**asdict(statements), "constant_in_page_size": statements.constant_in_page_size}
-    # The stricter of the two: a worker recycled mid-run (max_requests) may have been the biggest.
+    # The stricter of the two: a worker recycled mid-run may have been the biggest.
     targets = check_targets(summary, statements_record, max(memory["real_after_mib"], memory["real_peak_mib"]))
     server_environment = {
         name: value for name, value in sorted(os.environ.items()) if name.startswith(SERVER_ENV_PREFIXES)

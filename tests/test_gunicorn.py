@@ -1,11 +1,8 @@
 """The production process: gunicorn with the real gunicorn.conf.py, two workers, a SIGTERM under load."""
 
 import asyncio
-import os
 import re
 import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,27 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
 from tests import factories
+from tests.gunicorn_process import Server, running_gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
 GRACEFUL_TIMEOUT = 20
 DRAIN_SECONDS = 2
 TOP_PRODUCTS = {"query": "query TopProducts { products(first: 5) { nodes { name price { amount } } } }"}
 GRAPHQL_200 = 'http_requests_total{handler="/graphql",method="POST",status="200"}'
-
-
-@dataclass
-class Server:
-    url: str
-    process: asyncio.subprocess.Process
-    metrics_dir: Path
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -46,43 +28,13 @@ async def gunicorn(settings: Settings, tmp_path: Path, db_session: AsyncSession)
     for _ in range(5):
         await factories.create_product(db_session)
     await db_session.commit()
-    port, metrics_dir = _free_port(), tmp_path / "metrics"
-    metrics_dir.mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.effective_database_url,
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
-        "GUNICORN_DRAIN_SECONDS": str(DRAIN_SECONDS),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "DB_POOL_SIZE": "4",
-        "LOG_LEVEL": "INFO",
-    }
-    if os.environ.get("TEST_REDIS_URL"):
-        env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
-    log = (tmp_path / "gunicorn.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    server = Server(f"http://127.0.0.1:{port}", process, metrics_dir, tmp_path / "gunicorn.log")
-    try:
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("gunicorn did not become ready")
+    async with running_gunicorn(
+        settings,
+        tmp_path,
+        GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT),
+        GUNICORN_DRAIN_SECONDS=str(DRAIN_SECONDS),
+    ) as server:
         yield server
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        log.close()
 
 
 def _fresh_connections() -> httpx.AsyncClient:
