@@ -31,7 +31,7 @@ seed: migrate ## Load the demo data (development only; idempotent)
 
 run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
 	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m api.seed; fi
-	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --no-proxy-headers
 
 test: install browser lint typecheck importlint pytest ## Lint, type-check and run the whole suite
 

@@ -26,10 +26,8 @@ workers = int(_os.environ.get("WEB_CONCURRENCY", 2 * _multiprocessing.cpu_count(
 timeout = int(_os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(_os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(_os.environ.get("GUNICORN_KEEPALIVE", "5"))  # 65 behind an AWS ALB
-# Peers whose X-Forwarded-For/-Proto are believed (the client IP keys the sign-in rate limit).
-# Gunicorn's own default, made visible: set it to the proxy's address, or "*" when only the proxy
-# can reach this port (docker-compose.yml).
-forwarded_allow_ips = _os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# X-Forwarded-For/-Proto are believed by the app itself, from TRUSTED_PROXIES only (api/app.py);
+# the worker turns uvicorn's own proxy-header handling off (api/worker.py).
 # Recycling by request count is off: at benchmark rates 1000 requests recycled a worker every
 # second, for no gain. Memory is the real reason to recycle: a worker whose resident set passes
 # GUNICORN_MAX_WORKER_MEMORY_MB (default 512) recycles itself (api/worker.py reads it; gunicorn

@@ -107,7 +107,10 @@ class DrainingServer(Server):
             super().handle_exit(sig, frame)
             return
         self._draining = True
-        self._app.state.shutting_down = True  # /health/ready answers 503 from now on
+        # /health/ready answers 503 from now on (the bench's raw reference app has no state to tell).
+        state = getattr(self._app, "state", None)
+        if state is not None:
+            state.shutting_down = True
         # A signal handler may only schedule work on the loop; the stop itself follows the drain.
         self._loop.call_soon_threadsafe(self._loop.call_later, self._drain_seconds, super().handle_exit, sig, None)
 
@@ -186,6 +189,8 @@ class StorefrontWorker(UvicornWorker):
         route_server_logs_to_root()
         # uvicorn's own max-requests exit drops idle keep-alive connections: RecyclingServer recycles instead.
         self.config.limit_max_requests = None
+        # X-Forwarded-For is the app's to judge (TRUSTED_PROXIES), the same under gunicorn and `make run`.
+        self.config.proxy_headers = False
 
     def _recycle_policy(self) -> RecyclePolicy:
         return RecyclePolicy(

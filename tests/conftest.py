@@ -147,6 +147,7 @@ async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Process]]:
     env = {**os.environ, "DATABASE_URL": settings.effective_database_url, "LOG_LEVEL": "WARNING"}
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),
+        "--no-proxy-headers",  # the app believes X-Forwarded-For from TRUSTED_PROXIES only
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,

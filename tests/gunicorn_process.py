@@ -48,6 +48,9 @@ def _environment(settings: Settings, port: int, metrics_dir: Path, overrides: di
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "DB_POOL_SIZE": "4",
         "LOG_LEVEL": "INFO",
+        # The load tests send thousands of requests from one address; the limits have tests of their own.
+        "GRAPHQL_RATE_LIMIT": "1000000/minute",
+        "COST_BUDGET": "1000000000/minute",
     }
     if os.environ.get("TEST_REDIS_URL"):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]

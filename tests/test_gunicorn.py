@@ -138,3 +138,22 @@ async def test_sigterm_turns_readiness_503_drains_in_flight_requests_and_exits_i
     after = [status for at, status in probes if at >= signalled]
     assert "503" in after
     assert after.index("503") < (after.index("refused") if "refused" in after else len(after))
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [("", [200, 429]), ("127.0.0.1", [200, 200])])
+async def test_x_forwarded_for_counts_only_from_trusted_proxies_under_gunicorn(
+    settings: Settings, tmp_path: Path, trusted: str, expected: list[int]
+) -> None:
+    # given: one request a minute per client IP; the test itself connects from 127.0.0.1
+    async with (
+        running_gunicorn(settings, tmp_path, GRAPHQL_RATE_LIMIT="1/minute", TRUSTED_PROXIES=trusted) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        # when: two clients, as a proxy would name them
+        statuses = [
+            (await client.post("/graphql", json=TOP_PRODUCTS, headers={"X-Forwarded-For": ip})).status_code
+            for ip in ("198.51.100.1", "198.51.100.2")
+        ]
+
+    # then: untrusted, the header is ignored (both are 127.0.0.1); trusted, each address has its own count
+    assert statuses == expected

@@ -170,6 +170,7 @@ async def _server(settings: Settings, redis_url: str) -> AsyncIterator[str]:
     }
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),
+        "--no-proxy-headers",  # the app believes X-Forwarded-For from TRUSTED_PROXIES only
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
