@@ -62,6 +62,9 @@ FIELD_WEIGHTS: Mapping[str, int] = {
     "*.pageInfo": 0,
     "*.totalCount": 1,  # a COUNT query of its own
 }
+# Root fields that may appear at most this many times in one operation: each checks a password
+# (about 34 ms of argon2), so a batch of aliased sign-ins would buy many guesses for one request.
+ROOT_FIELD_LIMITS: Mapping[str, int] = {"tokenCreate": 1, "accountRegister": 1}
 # Plain list fields whose length an argument states: cost is per element.
 LIST_SIZE_ARGUMENTS: Mapping[str, str] = {"Query.nodes": "ids"}
 # Characters no database of ours stores: PostgreSQL text refuses NUL, and UTF-8 has no lone surrogates.
@@ -74,6 +77,7 @@ MEASURES = {
     "aliases": "number of aliases",
     "repeats": "largest number of times one field is selected in one selection set",
     "cost": "cost",
+    "password checks": "number of fields that check a password (tokenCreate, accountRegister)",
 }
 
 
@@ -231,7 +235,28 @@ def measure_structure(document: DocumentNode, operation_name: str | None, limits
         raise QueryTooComplexError("depth", limits.max_depth + 1, limits.max_depth) from None
     if tally.depth > limits.max_depth:
         raise QueryTooComplexError("depth", tally.depth, limits.max_depth)
+    if operation.operation is OperationType.MUTATION:
+        _check_root_fields(operation.selection_set, _fragments(document))
     return tally
+
+
+def _check_root_fields(node: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]) -> None:
+    counts: Counter[str] = Counter()
+    stack, seen = [node], set()
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                counts[selection.name.value] += 1
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                # Spreads of one fragment merge into one field set: counting each once is exact.
+                seen.add(selection.name.value)
+                if selection.name.value in fragments:
+                    stack.append(fragments[selection.name.value].selection_set)
+    for name, limit in ROOT_FIELD_LIMITS.items():
+        if counts[name] > limit:
+            raise QueryTooComplexError("password checks", counts[name], limit)
 
 
 class _CostWalker:

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from graphql import GraphQLError
+from graphql.language.parser import MAX_NESTING_DEPTH
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -21,6 +22,8 @@ QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # graphql-core's parser stops at its token and comment limits with a syntax error of this shape.
 INTROSPECTION_TOO_DEEP = "Maximum introspection depth exceeded"  # graphql-core's MaxIntrospectionDepthRule
 VALIDATION_ABORTED = "Validation aborted."  # graphql-core, past its validation work budget
+NESTED_TOO_DEEPLY = "Document is nested too deeply. Parsing aborted."  # graphql-core's parser, past 200 levels
+COMPLEXITY_REFUSALS = (INTROSPECTION_TOO_DEEP, VALIDATION_ABORTED, NESTED_TOO_DEEPLY)
 _PARSER_LIMIT = re.compile(r"Document contains more than (\d+) (tokens|comments)\. Parsing aborted\.")
 
 logger = structlog.get_logger("api.errors")
@@ -32,7 +35,7 @@ def error_code(error: GraphQLError) -> str:
     if isinstance(original, ClientError):
         return original.code
     if error.path is None:
-        if parser_limit(error) is not None or error.message in (INTROSPECTION_TOO_DEEP, VALIDATION_ABORTED):
+        if parser_limit(error) is not None or error.message.endswith(COMPLEXITY_REFUSALS):
             return QUERY_TOO_COMPLEX
         if error.message.startswith("Variable '$"):
             return BAD_USER_INPUT
@@ -48,6 +51,8 @@ def limit_extensions(error: GraphQLError) -> dict[str, Any]:
         return {"measure": "validation work", "value": budget + 1, "limit": budget}
     if error.message == INTROSPECTION_TOO_DEEP:
         return {"measure": "introspection depth"}
+    if error.message.endswith(NESTED_TOO_DEEPLY):
+        return {"measure": "nesting", "value": MAX_NESTING_DEPTH + 1, "limit": MAX_NESTING_DEPTH}
     return parser_limit(error) or {}
 
 

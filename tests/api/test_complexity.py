@@ -180,3 +180,13 @@ def test_strings_no_database_stores_are_refused_naming_the_argument(
 
 def test_ordinary_strings_pass_the_storable_check() -> None:
     check_storable_strings(parse('{ product(slug: "ü-ß-😀") { id } }'), {"x": ["é", {"k": "日本"}]})
+
+
+def test_one_password_check_per_operation() -> None:
+    sign_in = 'tokenCreate(input: {email: "a@b.co", password: "x"}) { accessToken }'
+    assert _structure(f"mutation {{ {sign_in} }}") == (2, 0)
+    with pytest.raises(QueryTooComplexError) as refused:
+        _structure(f"mutation {{ a: {sign_in} b: {sign_in} }}")
+    assert refused.value.extensions == {"measure": "password checks", "value": 2, "limit": 1}
+    with pytest.raises(QueryTooComplexError):
+        _structure(f"fragment S on Mutation {{ x: {sign_in} }} mutation {{ ...S y: {sign_in} }}")

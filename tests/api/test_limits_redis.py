@@ -2,12 +2,9 @@
 
 import asyncio
 import logging
-import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +16,9 @@ from prometheus_client import REGISTRY
 
 from api.app import create_app
 from api.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.graphql import error_codes
+from tests.servers import running_uvicorn
 
 COSTS_21 = {"query": "{ products { nodes { id } } }"}
 STARTUP_SECONDS = 30
@@ -158,54 +156,18 @@ async def test_fail_closed_answers_503_while_redis_is_down_never_500(
     assert back.status_code == 200
 
 
-@asynccontextmanager
-async def _server(settings: Settings, redis_url: str) -> AsyncIterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.effective_database_url,
-        "REDIS_URL": redis_url,
-        "COST_BUDGET": "100/minute",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),
-        "--no-proxy-headers",  # the app believes X-Forwarded-For from TRUSTED_PROXIES only
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(STARTUP_SECONDS * 10):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the server did not start")
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 15)
-
-
 async def test_two_instances_on_one_redis_admit_no_more_than_one_budget(
     settings: Settings, private_redis: PrivateRedis
 ) -> None:
     # given: two server processes on two ports, one Redis, a budget of 100 a minute
     await _clear_of_window_edge()
     async with (
-        _server(settings, private_redis.url) as first,
-        _server(settings, private_redis.url) as second,
+        running_uvicorn(settings, REDIS_URL=private_redis.url, COST_BUDGET="100/minute") as first,
+        running_uvicorn(settings, REDIS_URL=private_redis.url, COST_BUDGET="100/minute") as second,
         httpx.AsyncClient() as client,
     ):
         # when: 21 points a time, alternating between the instances
-        answers = [await client.post(f"{base}/graphql", json=COSTS_21) for base in (first, second) * 5]
+        answers = [await client.post(f"{server.url}/graphql", json=COSTS_21) for server in (first, second) * 5]
 
     # then: 4 x 21 = 84 fit in 100, a fifth would not, whichever instance it reaches
     admitted = [r.status_code == 200 for r in answers]
