@@ -31,7 +31,7 @@ class Hostile:
     status: int
     code: str
     query: str | None = None
-    raw: Callable[[int], bytes | None] | None = None
+    raw: Callable[[int], bytes] | None = None
     headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
     method: str = "POST"
 
