@@ -17,6 +17,7 @@ GraphQLRouter is (laurentS/slowapi#281). The README says more.
 """
 
 import hashlib
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -79,6 +80,19 @@ def create_limit_storage(settings: Settings, redis: Redis | None) -> Storage:
     )
 
 
+def client_network(ip: str) -> str:
+    """Key an address for per-client limits: IPv4 as is, IPv6 by its /64 (one subscriber's whole prefix)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return ip
+
+
 def _digest(value: str) -> str:
     # Keys hold no e-mail address in clear: Redis is not where personal data should pile up.
     return hashlib.sha256(value.encode()).hexdigest()[:32]
@@ -102,8 +116,8 @@ class RateLimits:
 
     async def hit_login(self, *, client_ip: str, email: str) -> None:
         """Count one sign-in attempt per IP + address, per IP and per address; raise RateLimitedError past any."""
-        address = _digest(email.strip().lower())
-        keys = {"ip-email": (client_ip, address), "ip": (client_ip,), "email": (address,)}
+        address, network = _digest(email.strip().lower()), client_network(client_ip)
+        keys = {"ip-email": (network, address), "ip": (network,), "email": (address,)}
         for scope, items in self._login:
             for item in items:
                 identifiers = ("token-create", scope, *keys[scope])
@@ -123,7 +137,7 @@ class RateLimits:
 
     async def hit_request(self, client_ip: str) -> Window:
         """Count one `/graphql` request from this IP."""
-        return await self._spend(self.request_rate, "requests", client_ip, 1)
+        return await self._spend(self.request_rate, "requests", client_network(client_ip), 1)
 
     async def _spend(self, item: RateLimitItem, name: str, client: str, amount: int) -> Window:
         expiry = item.get_expiry()

@@ -28,7 +28,7 @@ from api.complexity import (
     measure_cost,
     measure_structure,
 )
-from api.limits import LimitStoreUnavailableError, Window
+from api.limits import LimitStoreUnavailableError, Window, client_network
 from api.settings import Settings
 from domains.common.exceptions import ClientError, RateLimitedError
 from domains.common.principal import Principal
@@ -56,7 +56,7 @@ def budget_client(principal: Principal, client_ip: str) -> str:
         return f"key:{principal.api_key_prefix}"
     if principal.user_id is not None:
         return f"user:{principal.user_id}"
-    return f"ip:{client_ip}"
+    return f"ip:{client_network(client_ip)}"
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -13,6 +13,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
+from api.limits import client_network
 from api.settings import Settings
 from tests.auth import bearer
 from tests.factories import create_user
@@ -166,3 +167,30 @@ async def test_sign_in_attempts_are_limited_per_address_across_ips(make_app: MAK
     # then
     assert codes == [["OK"], ["OK"], ["OK"], ["RATE_LIMITED"]]
     assert other == ["OK"]
+
+
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_clients_are_keyed_by_ipv4_address_or_ipv6_prefix(ip: str, network: str) -> None:
+    assert client_network(ip) == network
+
+
+async def test_addresses_of_one_ipv6_prefix_share_one_request_rate(make_app: MAKE_APP) -> None:
+    # given
+    await _clear_of_window_edge(60)
+    async with make_app(graphql_rate_limit="1/minute") as app:
+        # when: two addresses of one /64, then one of another
+        statuses = []
+        for ip in ("2001:db8:0:1::a", "2001:db8:0:1::b", "2001:db8:0:2::a"):
+            async with _client(app, ip) as client:
+                statuses.append((await client.post("/graphql", json={"query": "{ __typename }"})).status_code)
+
+    # then
+    assert statuses == [200, 429, 200]

@@ -5,7 +5,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
@@ -34,16 +33,13 @@ class Hostile:
     raw: Callable[[int], bytes] | None = None
     headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
     method: str = "POST"
+    chunked: bool = False
 
 
-def _chunks(total: int) -> Any:
-    async def produce() -> AsyncIterator[bytes]:
-        sent = 0
-        while sent < total:
-            yield b" " * 65536
-            sent += 65536
-
-    return produce()
+async def _chunked(body: bytes) -> AsyncIterator[bytes]:
+    # No Content-Length: the server can only count the body as it streams in.
+    for start in range(0, len(body), 65536):
+        yield body[start : start + 65536]
 
 
 CORPUS = [
@@ -146,6 +142,8 @@ async def _send(client: httpx.AsyncClient, hostile: Hostile, n: int) -> httpx.Re
     else:
         assert hostile.raw is not None
         content = hostile.raw(n)
+    if hostile.chunked:
+        return await client.request(hostile.method, "/graphql", content=_chunked(content), headers=hostile.headers)
     return await client.request(hostile.method, "/graphql", content=content, headers=hostile.headers)
 
 
