@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 
 from api.auth.principal import RefuseUntrustedCredentials
 from api.errors import ErrorFormatter, log_unexpected
+from api.http import MarkExecutionStarted
 from api.limits import RateLimitedStatus
 from api.observability import OperationObserver
 from domains.orders.mutations import OrdersMutation
@@ -71,6 +72,8 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    # Last, so it sees whether any extension before it answered instead of executing.
+    extensions.append(MarkExecutionStarted)
     return StorefrontSchema(
         query=Query, mutation=Mutation, extensions=extensions, config=StrawberryConfig(auto_camel_case=True)
     )
