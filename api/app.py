@@ -20,6 +20,7 @@ from api.events import EventBus, running_relay
 from api.graphql import MethodNotAllowed, create_graphql_router
 from api.http import HTTPRefusal, refusal_response
 from api.limits import RateLimits, create_limit_storage
+from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
 
@@ -85,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/graphql", cast("RequestHandler", MethodNotAllowed()), include_in_schema=False)
     app.add_exception_handler(HTTPException, _refuse)
     # Added last = outermost. In order of arrival: request id (so every later line has it), access
-    # log, exception handling, Prometheus timing, CORS, TrustedHost, then the routes.
+    # log, security headers (on every answer, the 500 too), exception handling, Prometheus timing,
+    # CORS, TrustedHost, the body limit (innermost: its 413 still gets CORS headers), the routes.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     if settings.cors_origins:
         app.add_middleware(
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     metrics.instrument(app)
     app.add_middleware(ExceptionMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

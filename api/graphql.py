@@ -25,7 +25,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from api.auth.credentials import Credentials, read_connection_params
 from api.auth.principal import Authentication, authenticate
 from api.context import Context, get_context
-from api.graphiql import local_ide_html
+from api.graphiql import content_security_policy, local_ide_html
 from api.http import (
     GRAPHQL_RESPONSE_JSON,
     UNAUTHENTICATED,
@@ -97,7 +97,7 @@ class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
             raise HTTPRefusal(400, UNPARSABLE_JSON) from exc
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(local_ide_html())
+        return HTMLResponse(local_ide_html(), headers={"content-security-policy": content_security_policy()})
 
     @overload
     async def run(self, request: Request, context: Context = ..., root_value: None = ...) -> Response: ...

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_JWT_SECRET = "development-only-secret-change-me-in-production"  # noqa: S105 - refused in production
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./storefront.db"
 MIN_JWT_SECRET_LENGTH = 32
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class AppEnv(StrEnum):
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
+
+    # The HTTP edge (README "HTTP behaviour").
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
 
     @field_validator("cors_origins", "trusted_hosts", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.graphiql import content_security_policy
 from domains.users import models as users_models
 
 TYPENAME = "{ __typename }"
@@ -100,3 +101,4 @@ async def test_the_graphiql_page_still_opens_in_a_browser_without_any_header(cli
     # then
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == content_security_policy()
