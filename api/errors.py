@@ -1,5 +1,6 @@
 """Error shaping: every GraphQL error gets `extensions.code` and `requestId`; internals are masked."""
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -8,12 +9,16 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
+from api.settings import Settings
 from domains.common.exceptions import ClientError
 
 INTERNAL_ERROR_MESSAGE = "Internal server error"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+# graphql-core ends a message with its guess: "Cannot query field 'prise' on type 'Product'. Did you
+# mean 'price'?". Guesses spell out the schema piece by piece, even with introspection off.
+_SUGGESTION = re.compile(r" Did you mean .+\?$")
 
 logger = structlog.get_logger("api.errors")
 
@@ -42,6 +47,16 @@ def request_id_of(execution_context: ExecutionContext | None) -> str | None:
     return getattr(context, "request_id", None)
 
 
+def without_suggestions(message: str) -> str:
+    """Drop graphql-core's "Did you mean …?" sentence from an error message, as Apollo Server does."""
+    return _SUGGESTION.sub("", message)
+
+
+def _hides_suggestions(execution_context: ExecutionContext | None) -> bool:
+    settings = getattr(getattr(execution_context, "context", None), "settings", None)
+    return isinstance(settings, Settings) and not settings.suggestions_enabled
+
+
 def log_unexpected(errors: Iterable[GraphQLError], execution_context: ExecutionContext | None) -> None:
     """Log every unexpected error once, with its traceback, under the request id."""
     for error in errors:
@@ -64,6 +79,7 @@ class ErrorFormatter(MaskErrors):
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         request_id = request_id_of(self.execution_context)
+        hide_suggestions = _hides_suggestions(self.execution_context)
         shaped: list[GraphQLError] = []
         for error in errors:
             code = error_code(error)
@@ -72,9 +88,11 @@ class ErrorFormatter(MaskErrors):
             # A masked error keeps none of its extensions: they may carry internals too.
             extensions: dict[str, Any] = {} if masked else dict(error.extensions or {})
             extensions |= {"code": code, "requestId": request_id}
+            about_the_document = code in (GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT)
+            message = without_suggestions(kept.message) if hide_suggestions and about_the_document else kept.message
             shaped.append(
                 GraphQLError(
-                    kept.message,
+                    message,
                     nodes=kept.nodes,
                     source=kept.source,
                     positions=kept.positions,
