@@ -8,6 +8,8 @@ UV := .uv/bin/uv
 BIN := .venv/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# uvicorn drops a WebSocket frame over this before buffering it: the same cap as MAX_BODY_BYTES (1 MiB).
+WS_MAX_SIZE ?= 1048576
 NODE_AUDITS := tests/node
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
@@ -32,7 +34,7 @@ seed: migrate ## Load the demo data (development only; idempotent)
 
 run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
 	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m api.seed; fi
-	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --ws-max-size $(WS_MAX_SIZE)
 
 test: install browser node lint typecheck importlint pytest ## Lint, type-check and run the whole suite
 
