@@ -79,6 +79,34 @@ async def test_a_request_of_the_wrong_shape_or_without_query_is_a_bad_request(
     assert _refusal(response) == (400, "BAD_REQUEST", "req-3")
 
 
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"variables": "{"}, 400),
+        ({"variables": "[1]"}, 400),
+        ({"extensions": "nope"}, 400),
+        ({"variables": "", "operationName": "", "extensions": ""}, 200),
+        ({"variables": '{"n": 1}'}, 200),
+    ],
+)
+async def test_get_parameters_are_checked_like_a_post_body(
+    client: AsyncClient, params: dict[str, str], status: int
+) -> None:
+    # when
+    response = await client.get(
+        "/graphql",
+        params={"query": "query ($n: Int) { products(first: $n) { totalCount } }", **params},
+        headers={"X-Requested-With": "XMLHttpRequest"},
+    )
+
+    # then: empty parameters count as absent
+    assert response.status_code == status
+    if status == 200:
+        assert response.json() == {"data": {"products": {"totalCount": 0}}}
+    else:
+        assert _refusal(response)[:2] == (400, "BAD_REQUEST")
+
+
 async def test_a_body_that_is_not_utf8_is_a_bad_request(client: AsyncClient) -> None:
     # when
     response = await client.post("/graphql", content=b'{"query": "\xff\xfe"}', headers=JSON)
