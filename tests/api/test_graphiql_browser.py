@@ -164,7 +164,7 @@ async def test_graphiql_runs_a_query_in_a_real_browser_without_a_csp_violation(
         metrics = (await client.get("/metrics")).text
 
     # then
-    assert answer == {"data": {"__typename": "Query"}}
+    assert answer["data"] == {"__typename": "Query"}
     assert violations == []
     assert devtools.console_errors() == []
     assert await devtools.evaluate("document.body.innerText.includes('Loading...')") is False
