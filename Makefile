@@ -8,9 +8,12 @@ UV := .uv/bin/uv
 BIN := .venv/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# uvicorn drops a WebSocket frame over this before buffering it: the same cap as MAX_BODY_BYTES (1 MiB).
+WS_MAX_SIZE ?= 1048576
+NODE_AUDITS := tests/node
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install browser migrate seed run test lint format typecheck importlint pytest schema migration bench serve
+.PHONY: help install browser node migrate seed run test lint format typecheck importlint pytest schema migration bench serve
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,12 +34,18 @@ seed: migrate ## Load the demo data (development only; idempotent)
 
 run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
 	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m api.seed; fi
-	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --no-proxy-headers
+	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --no-proxy-headers --ws-max-size $(WS_MAX_SIZE)
 
-test: install browser lint typecheck importlint pytest ## Lint, type-check and run the whole suite
+test: install browser node lint typecheck importlint pytest ## Lint, type-check and run the whole suite
 
 browser: ## Install headless Chromium (Debian package) for the GraphiQL browser test
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+node: $(NODE_AUDITS)/node_modules/.package-lock.json ## Install the pinned graphql-http audit suite (tests/node)
+
+# npm ci rewrites node_modules/.package-lock.json: reinstalled only when it is missing or the lock changed.
+$(NODE_AUDITS)/node_modules/.package-lock.json: $(NODE_AUDITS)/package-lock.json $(NODE_AUDITS)/package.json
+	npm ci --prefix $(NODE_AUDITS) --no-audit --no-fund --loglevel=error
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -52,7 +61,7 @@ typecheck: install ## mypy --strict
 importlint: install ## Check the layering contracts
 	$(BIN)/lint-imports
 
-pytest: install browser ## Run the tests (TEST_DATABASE_URL selects PostgreSQL; default SQLite)
+pytest: install browser node ## Run the tests (TEST_DATABASE_URL selects PostgreSQL; default SQLite)
 	$(BIN)/pytest -m "not alone" --cov --cov-report=term
 	@# Stall measurements run on their own, untraced: a coverage tracer slows every callback several-fold.
 	$(BIN)/pytest -m alone -n 0 --no-cov

@@ -1,16 +1,19 @@
 """The application factory: the composition root of the service."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import graphiql, health, metrics
@@ -18,12 +21,23 @@ from api.auth.principal import build_token_issuer
 from api.complexity import configure_validation_work
 from api.db import create_engine, create_sessionmaker
 from api.events import EventBus, running_relay
-from api.graphql import create_graphql_router
+from api.graphql import MethodNotAllowed, create_graphql_router
+from api.http import HTTPRefusal, refusal_response
 from api.limits import RateLimits, RequestRateLimitMiddleware, create_limit_storage
+from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
 
 logger = structlog.get_logger("api.app")
+RequestHandler = Callable[[Request], Awaitable[Response]]
+
+
+async def _refuse(request: Request, exc: Exception) -> Response:
+    # Every HTTPException (routing's 404 and 405, a dependency's refusal) gets the GraphQL error shape.
+    if not isinstance(exc, HTTPException):
+        raise exc
+    refusal = HTTPRefusal(exc.status_code, exc.detail, headers=exc.headers)
+    return refusal_response(request.scope, refusal)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,9 +85,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("graphiql.assets_missing", fix="run `make install` (python -m api.graphiql)")
         app.mount(graphiql.MOUNT_PATH, StaticFiles(directory=graphiql.ASSETS_DIR, check_dir=False), name="ide")
     app.include_router(create_graphql_router(settings), prefix="/graphql")
+    # After GET and POST: any method those do not take (PUT, DELETE, HEAD...) ends here. An ASGI app
+    # as endpoint takes every method (a request handler would take GET only), but add_route's type
+    # names request handlers only.
+    app.add_route("/graphql", cast("RequestHandler", MethodNotAllowed()), include_in_schema=False)
+    app.add_exception_handler(HTTPException, _refuse)
     # Added last = outermost. In order of arrival: the client address from trusted proxies, request id
-    # (so every later line has it), access log, exception handling, Prometheus timing, CORS (so a 429
-    # carries its headers), the /graphql request rate, TrustedHost, then the routes.
+    # (so every later line has it), access log, security headers (on every answer, the 500 too),
+    # exception handling, Prometheus timing, CORS (so a 429 or 413 carries its headers), the /graphql
+    # request rate (before the body is read), TrustedHost, the body limit, then the routes.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(RequestRateLimitMiddleware)
     if settings.cors_origins:
@@ -84,8 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    metrics.instrument(app)
+    metrics.instrument(app, settings.metrics_networks)
     app.add_middleware(ExceptionMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one.

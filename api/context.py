@@ -56,6 +56,8 @@ class Context(BaseContext):
         self.client_ip = client_ip
         self.token_issuer = token_issuer
         self.rate_limits = rate_limits
+        # Set by api.http.MarkExecutionStarted; until then an HTTP answer carries no `data` (GraphQL over HTTP).
+        self.execution_started = False
         self.authenticate_as(authentication)
 
     def authenticate_as(self, authentication: Authentication) -> None:

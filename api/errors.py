@@ -12,6 +12,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from api.complexity import validation_work_limit
+from api.settings import Settings
 from domains.common.exceptions import ClientError
 
 INTERNAL_ERROR_MESSAGE = "Internal server error"
@@ -25,6 +26,9 @@ VALIDATION_ABORTED = "Validation aborted."  # graphql-core, past its validation 
 NESTED_TOO_DEEPLY = "Document is nested too deeply. Parsing aborted."  # graphql-core's parser, past 200 levels
 COMPLEXITY_REFUSALS = (INTROSPECTION_TOO_DEEP, VALIDATION_ABORTED, NESTED_TOO_DEEPLY)
 _PARSER_LIMIT = re.compile(r"Document contains more than (\d+) (tokens|comments)\. Parsing aborted\.")
+# graphql-core ends a message with its guess: "Cannot query field 'prise' on type 'Product'. Did you
+# mean 'price'?". Guesses spell out the schema piece by piece, even with introspection off.
+_SUGGESTION = re.compile(r" Did you mean .+\?$")
 
 logger = structlog.get_logger("api.errors")
 
@@ -77,6 +81,16 @@ def request_id_of(execution_context: ExecutionContext | None) -> str | None:
     return getattr(context, "request_id", None)
 
 
+def without_suggestions(message: str) -> str:
+    """Drop graphql-core's "Did you mean …?" sentence from an error message, as Apollo Server does."""
+    return _SUGGESTION.sub("", message)
+
+
+def _hides_suggestions(execution_context: ExecutionContext | None) -> bool:
+    settings = getattr(getattr(execution_context, "context", None), "settings", None)
+    return isinstance(settings, Settings) and not settings.suggestions_enabled
+
+
 def log_unexpected(errors: Iterable[GraphQLError], execution_context: ExecutionContext | None) -> None:
     """Log every unexpected error once, with its traceback, under the request id."""
     for error in errors:
@@ -99,6 +113,7 @@ class ErrorFormatter(MaskErrors):
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         request_id = request_id_of(self.execution_context)
+        hide_suggestions = _hides_suggestions(self.execution_context)
         shaped: list[GraphQLError] = []
         for error in errors:
             code = error_code(error)
@@ -109,9 +124,11 @@ class ErrorFormatter(MaskErrors):
             if code == QUERY_TOO_COMPLEX and "measure" not in extensions:
                 extensions |= limit_extensions(error)
             extensions |= {"code": code, "requestId": request_id}
+            about_the_document = code in (GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT)
+            message = without_suggestions(kept.message) if hide_suggestions and about_the_document else kept.message
             shaped.append(
                 GraphQLError(
-                    kept.message,
+                    message,
                     nodes=kept.nodes,
                     source=kept.source,
                     positions=kept.positions,

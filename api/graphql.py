@@ -1,31 +1,181 @@
-"""The /graphql endpoint: Strawberry's FastAPI router with our context and JSON encoder."""
+"""The /graphql endpoint: Strawberry's FastAPI router, speaking GraphQL over HTTP (api/http.py) at the edge.
+
+Strawberry answers its own refusals in plain text and reports request errors with `"data": null`
+and status 200 whatever the client accepts. This router answers every refusal as a GraphQL error
+(api/http.py), refuses CSRF-able requests, negotiates `application/graphql-response+json`, and
+leaves `data` out when execution never began (the `execution_started` flag of the context).
+"""
+
+from typing import Any, overload
 
 import orjson
-from fastapi import Request
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from fastapi import Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
-from strawberry.exceptions import ConnectionRejectionError
+from starlette.types import Receive, Scope, Send
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.types.unset import UnsetType
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth.credentials import Credentials, read_connection_params
 from api.auth.principal import Authentication, authenticate
 from api.context import Context, get_context
-from api.graphiql import local_ide_html
+from api.graphiql import content_security_policy, local_ide_html
+from api.http import (
+    GRAPHQL_RESPONSE_JSON,
+    UNAUTHENTICATED,
+    HTTPRefusal,
+    negotiate_media_type,
+    refusal_response,
+    refuse_cross_site_request,
+    request_data_from,
+    require_json_content_type,
+)
 from api.settings import Settings
 from domains.common.exceptions import UnauthenticatedError
 from schema import build_schema
+
+ONLY_QUERIES_OVER_GET = "Only queries are accepted over GET; send mutations with POST."
+QUERY_ONLY = frozenset({OperationType.QUERY})
+ANY_OPERATION = frozenset(OperationType)
+UNPARSABLE_JSON = "The request body is not valid JSON."
+MISSING_QUERY = "The request has no GraphQL `query`."
+OTHER_METHOD = "GraphQL is served over GET (queries) and POST."
+ALLOW_GET_AND_POST = {"allow": "GET, POST"}
+
+
+class MethodNotAllowed:
+    """ASGI app answering any other method on /graphql; Starlette's own 405 names only the first route's."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = HTTPRefusal(405, OTHER_METHOD, headers=ALLOW_GET_AND_POST)
+        await refusal_response(scope, refusal)(scope, receive, send)
 
 
 def _rejection(refusal: UnauthenticatedError) -> ConnectionRejectionError:
     return ConnectionRejectionError({"code": refusal.code, "message": refusal.message})
 
 
+class GraphQLResponse(Response):
+    """The JSON answer to an operation, remembering what the media type negotiation needs to know."""
+
+    def __init__(self, body: bytes, *, status_code: int | None, data: GraphQLHTTPResponse) -> None:
+        super().__init__(body, status_code=status_code or 200, media_type="application/json")
+        # A status set by an extension (429 from a rate limit, 503) is never replaced.
+        self.status_chosen = status_code is not None
+        self.request_error = "data" not in data
+        errors: list[Any] = data.get("errors") or []
+        self.codes = {(error.get("extensions") or {}).get("code") for error in errors}
+
+    def negotiate(self, accept: str | None) -> None:
+        """Use the media type the client prefers; with graphql-response+json, a request error is a 4xx."""
+        media_type = negotiate_media_type(accept)
+        self.headers["content-type"] = media_type
+        if media_type == GRAPHQL_RESPONSE_JSON and self.request_error and not self.status_chosen:
+            unauthenticated = UNAUTHENTICATED in self.codes
+            self.status_code = 401 if unauthenticated else 400
+            if unauthenticated:
+                self.headers["www-authenticate"] = "Bearer"
+
+
 class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except orjson.JSONDecodeError as exc:  # also invalid UTF-8 and nesting deeper than 1024
+            raise HTTPRefusal(400, UNPARSABLE_JSON) from exc
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(local_ide_html())
+        return HTMLResponse(local_ide_html(), headers={"content-security-policy": content_security_policy()})
+
+    @overload
+    async def run(self, request: Request, context: Context = ..., root_value: None = ...) -> Response: ...
+
+    @overload
+    async def run(self, request: WebSocket, context: Context = ..., root_value: None = ...) -> WebSocket: ...
+
+    async def run(
+        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        """Serve one request; every refusal on the way becomes a GraphQL-shaped error."""
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        try:
+            response = await super().run(request, context, root_value)
+        except HTTPException as exc:  # Strawberry's own refusals (405 for other methods, 404 without GraphiQL)
+            allow = ALLOW_GET_AND_POST if exc.status_code == 405 else None
+            return refusal_response(request.scope, HTTPRefusal(exc.status_code, exc.reason, headers=allow))
+        except HTTPRefusal as refusal:
+            return refusal_response(request.scope, refusal)
+        if isinstance(response, GraphQLResponse):
+            response.negotiate(request.headers.get("accept"))
+        return response
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        refuse_cross_site_request(request.headers)
+        if request.method == "GET":
+            # An empty parameter (`variables=`) is as good as none.
+            params = {key: value for key, value in request.query_params.items() if value != ""}
+            return request_data_from(self.parse_query_params(params))
+        require_json_content_type(request.content_type)
+        return request_data_from(self.parse_json(await request.get_body()))
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            result = await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                # Over GET only queries: they change nothing, so a link or a cache may repeat them.
+                allowed_operation_types=QUERY_ONLY if request_adapter.method == "GET" else ANY_OPERATION,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            raise HTTPRefusal(405, ONLY_QUERIES_OVER_GET, headers={"allow": "POST"}) from exc
+        except CannotGetOperationTypeError as exc:
+            raise HTTPRefusal(400, exc.as_http_error_reason()) from exc
+        except MissingQueryError as exc:
+            raise HTTPRefusal(400, MISSING_QUERY) from exc
+        if context.execution_started:
+            return result
+        return PreExecutionError(data=None, errors=result.errors, extensions=result.extensions)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if isinstance(result, PreExecutionError):
+            # The GraphQL-over-HTTP spec: a request error (nothing was executed) has no `data` entry.
+            response.pop("data", None)
+        return response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        # Batching is off (parse_http_body refuses a list), so there is one result to describe.
+        single: GraphQLHTTPResponse = {} if isinstance(response_data, list) else response_data
+        response = GraphQLResponse(self.encode_json(response_data), status_code=sub_response.status_code, data=single)
+        response.headers.raw.extend(sub_response.headers.raw)
+        return response
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate a WebSocket by its `connection_init` payload; reject a credential that cannot be trusted.

@@ -22,7 +22,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import orjson
 import structlog
 from limits import RateLimitItem, parse, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -32,6 +31,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import metrics
+from api.http import negotiate_media_type, refusal_body
 from api.settings import Settings
 from domains.common.exceptions import ClientError, RateLimitedError
 
@@ -220,9 +220,10 @@ async def _refuse(
         await send({"type": "websocket.close", "code": 1013, "reason": message[:120]})
         return
     request_id = scope.get("state", {}).get("request_id")
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code, "requestId": request_id}}]})
+    body = refusal_body(message, code, request_id)
+    accept = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"accept"), None)
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", negotiate_media_type(accept).encode()),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", str(retry_after).encode()),
         *extra,

@@ -4,16 +4,21 @@ Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py does): every work
 samples there and /metrics sums them, whichever worker answers. Labels stay low-cardinality: an
 operation is labelled by its name only if it is a plain identifier among the first
 MAX_OPERATION_NAMES seen, otherwise "other"; unnamed operations are "anonymous".
+
+/metrics answers only peers in METRICS_ALLOWED_IPS (loopback in production); anyone else gets the
+404 of a route that does not exist.
 """
 
 import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import cache
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import HTTPException
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as prometheus_metrics
@@ -77,10 +82,28 @@ def _http_metrics() -> Callable[[Info], None]:
     return instrumentation
 
 
-def instrument(app: FastAPI) -> None:
-    """Count and time HTTP requests and serve every metric at /metrics."""
+def is_allowed_peer(host: str | None, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """Tell whether a peer address lies in one of these networks; a non-IP peer (a Unix socket) never does."""
+    try:
+        address = ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d
+    return any(address in network for network in networks)
+
+
+def instrument(app: FastAPI, allowed: Sequence[IPv4Network | IPv6Network]) -> None:
+    """Count and time HTTP requests and serve every metric at /metrics to the allowed peers only."""
+
+    def scrapers_only(request: Request) -> None:
+        if not is_allowed_peer(request.client.host if request.client else None, allowed):
+            raise HTTPException(404, "Not Found")
+
     instrumentator = Instrumentator(excluded_handlers=["/metrics"], should_group_status_codes=False)
-    instrumentator.add(_http_metrics()).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+    instrumentator.add(_http_metrics()).instrument(app).expose(
+        app, endpoint="/metrics", include_in_schema=False, dependencies=[Depends(scrapers_only)]
+    )
 
 
 def _sample_pool(engine: AsyncEngine) -> None:

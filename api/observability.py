@@ -1,7 +1,9 @@
 """Logging set-up, and the middleware that gives every request an id, an access line and a safety net.
 
-Middleware order, outermost first (api/app.py): request id → access log → exception handling →
-CORS → TrustedHost → the app. The request id is bound first so every later line carries it.
+Middleware order, outermost first (api/app.py): request id → access log → security headers →
+exception handling → Prometheus timing → CORS → TrustedHost → body limit → the app. The request
+id is bound first so every later line carries it. The body limit answers its own 413 (an
+HTTPException), so it never reaches the exception handling here as a 500.
 """
 
 import logging

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Literal, Self
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Literal, Self, TypeAlias
 
 from limits import parse, parse_many
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -13,6 +14,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_JWT_SECRET = "development-only-secret-change-me-in-production"  # noqa: S105 - refused in production
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./storefront.db"
 MIN_JWT_SECRET_LENGTH = 32
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+Network: TypeAlias = IPv4Network | IPv6Network
+EVERYONE: tuple[Network, ...] = (ip_network("0.0.0.0/0"), ip_network("::/0"))
+LOOPBACK: tuple[Network, ...] = (ip_network("127.0.0.0/8"), ip_network("::1/128"))
 
 
 class AppEnv(StrEnum):
@@ -82,10 +87,24 @@ class Settings(BaseSettings):
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
 
+    # The HTTP edge (README "HTTP behaviour"). None means "the mode's default" (see the properties).
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    graphql_suggestions: bool | None = None
+    metrics_allowed_ips: Annotated[list[Network] | None, NoDecode] = None
+
     @field_validator("cors_origins", "trusted_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("metrics_allowed_ips", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        # "10.0.0.0/8, 192.168.1.7": an address is a network of one; host bits in a CIDR are dropped.
+        items = _split_csv(value)
+        if isinstance(items, list):
+            return [ip_network(item, strict=False) if isinstance(item, str) else item for item in items]
+        return items
 
     @field_validator("jwt_private_key", mode="before")
     @classmethod
@@ -178,6 +197,16 @@ class Settings(BaseSettings):
     @property
     def introspection_enabled(self) -> bool:
         return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        return self.graphql_suggestions if self.graphql_suggestions is not None else not self.is_production
+
+    @property
+    def metrics_networks(self) -> tuple[Network, ...]:
+        if self.metrics_allowed_ips is not None:
+            return tuple(self.metrics_allowed_ips)
+        return LOOPBACK if self.is_production else EVERYONE
 
 
 @lru_cache

@@ -42,6 +42,7 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from api.observability import route_server_logs_to_root
+from api.settings import get_settings
 
 DEFAULT_DRAIN_SECONDS = 5.0
 # Worker RSS is about 130 MiB at the benchmark's peak: four times that is a leak, not a load.
@@ -191,6 +192,8 @@ class StorefrontWorker(UvicornWorker):
         self.config.limit_max_requests = None
         # X-Forwarded-For is the app's to judge (TRUSTED_PROXIES), the same under gunicorn and `make run`.
         self.config.proxy_headers = False
+        # uvicorn would buffer WebSocket messages up to 16 MiB before the app could refuse them.
+        self.config.ws_max_size = get_settings().max_body_bytes
 
     def _recycle_policy(self) -> RecyclePolicy:
         return RecyclePolicy(

@@ -23,6 +23,7 @@ from strawberry.types.graphql import OperationType
 from api import metrics
 from api.auth.principal import RefuseUntrustedCredentials
 from api.errors import ErrorFormatter, log_unexpected, timeout_result
+from api.http import MarkExecutionStarted
 from api.observability import OperationObserver
 from api.query_limits import ErrorStatus, LimitedValidationCache, QueryLimits
 from api.settings import Settings
@@ -134,6 +135,8 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
         lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),
         QueryLimits,
         lambda: LimitedValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        # Last, so it sees whether any extension before it answered instead of executing.
+        MarkExecutionStarted,
     ]
     return StorefrontSchema(
         query=Query, mutation=Mutation, extensions=extensions, config=StrawberryConfig(auto_camel_case=True)

@@ -1,13 +1,14 @@
 import os
 import subprocess
 import sys
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from api.auth.principal import build_token_issuer
-from api.settings import AppEnv, Settings
+from api.settings import EVERYONE, LOOPBACK, AppEnv, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,3 +143,54 @@ def test_a_malformed_login_rate_limit_names_the_variable() -> None:
     # when
     with pytest.raises(ValidationError, match="LOGIN_RATE_LIMIT"):
         Settings(login_rate_limit="five a minute", _env_file=None)
+
+
+def test_the_http_edge_defaults_follow_the_mode() -> None:
+    # when
+    development = Settings(_env_file=None)
+    production = Settings(
+        app_env=AppEnv.PRODUCTION,
+        database_url="postgresql://u@h/db",
+        jwt_secret=STRONG_SECRET,
+        cors_origins="https://shop.example.com",
+        trusted_hosts="api.example.com",
+        _env_file=None,
+    )
+
+    # then
+    assert development.max_body_bytes == production.max_body_bytes == 1024 * 1024
+    assert (development.suggestions_enabled, production.suggestions_enabled) == (True, False)
+    assert development.metrics_networks == EVERYONE
+    assert production.metrics_networks == LOOPBACK
+
+
+def test_metrics_allowed_ips_reads_networks_and_single_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given
+    monkeypatch.setenv("METRICS_ALLOWED_IPS", "10.0.0.0/8, 192.168.1.7 ,fd00::/8")
+
+    # when
+    settings = Settings(_env_file=None)
+
+    # then
+    assert settings.metrics_networks == (
+        ip_network("10.0.0.0/8"),
+        ip_network("192.168.1.7/32"),
+        ip_network("fd00::/8"),
+    )
+
+
+def test_an_empty_metrics_allowed_ips_allows_nobody_and_a_bad_one_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given
+    monkeypatch.setenv("METRICS_ALLOWED_IPS", "")
+
+    # when
+    nobody = Settings(_env_file=None)
+    monkeypatch.setenv("METRICS_ALLOWED_IPS", "10.0.0.0/8,everyone")
+    with pytest.raises(ValidationError, match="metrics_allowed_ips") as excinfo:
+        Settings(_env_file=None)
+
+    # then
+    assert nobody.metrics_networks == ()
+    assert "'everyone'" in str(excinfo.value)

@@ -23,8 +23,10 @@ async def test_graphiql_is_served_with_every_asset_from_this_server(client: Asyn
 
 
 async def test_queries_work_over_get(client: AsyncClient) -> None:
-    # when
-    response = await client.get("/graphql", params={"query": "{ products { totalCount } }"})
+    # when: with a header no plain HTML form or link can send (CSRF prevention, tests/api/test_http.py)
+    response = await client.get(
+        "/graphql", params={"query": "{ products { totalCount } }"}, headers={"Apollo-Require-Preflight": "true"}
+    )
 
     # then
     assert response.status_code == 200
