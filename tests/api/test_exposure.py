@@ -152,3 +152,19 @@ async def test_suggestions_can_be_turned_on_in_production(connect: Connect) -> N
 
     # then
     assert all("Did you mean" in message for message in messages)
+
+
+@pytest.mark.parametrize(("changes", "allowed"), [({}, False), ({"introspection": True}, True)])
+async def test_introspection_is_off_in_production_unless_enabled(
+    connect: Connect, changes: dict[str, Any], allowed: bool
+) -> None:
+    # when
+    async with connect(app_env=AppEnv.PRODUCTION, **changes) as http:
+        answer = (await http.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})).json()
+
+    # then
+    if allowed:
+        assert answer["data"] == {"__schema": {"queryType": {"name": "Query"}}}
+    else:
+        assert {error["extensions"]["code"] for error in answer["errors"]} == {"GRAPHQL_VALIDATION_FAILED"}
+        assert "data" not in answer
