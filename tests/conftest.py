@@ -6,14 +6,10 @@ own database on that server and drops it at the end. Without it, each worker get
 
 import asyncio
 import os
-import socket
-import sys
 import uuid
-from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -27,8 +23,7 @@ from api.app import create_app
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from schema.models import metadata
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import ROOT, Uvicorn, running_uvicorn
 
 
 def _worker() -> str:
@@ -129,43 +124,8 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
         yield http
 
 
-STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    """Return a loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Process]]:
-    """The app under a real uvicorn process on a free loopback port; yields its base URL and process."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": settings.effective_database_url, "LOG_LEVEL": "WARNING"}
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),
-        "--no-proxy-headers",  # the app believes X-Forwarded-For from TRUSTED_PROXIES only
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(STARTUP_SECONDS * 10):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the server did not start")
-        yield base, process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+async def live_server(settings: Settings, tmp_path: Path) -> AsyncIterator[Uvicorn]:
+    """The app under a real uvicorn process on a free loopback port, logging to a file of the test's."""
+    async with running_uvicorn(settings, log=tmp_path / "server.log") as server:
+        yield server

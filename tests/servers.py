@@ -3,24 +3,41 @@
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
 from api.settings import Settings
-from tests.conftest import ROOT, STARTUP_SECONDS, free_port
 
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 30
+STOP_SECONDS = 15
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """Return a loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True)
 class Uvicorn:
     url: str
-    pid: int
+    process: asyncio.subprocess.Process
+    log: Path | None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def cpu_seconds(self) -> float:
         """User plus system CPU the server process has used so far."""
@@ -36,28 +53,35 @@ class Uvicorn:
 
 
 @asynccontextmanager
-async def running_uvicorn(settings: Settings, **env: str) -> AsyncIterator[Uvicorn]:
+async def running_uvicorn(settings: Settings, *, log: Path | None = None, **env: str) -> AsyncIterator[Uvicorn]:
     """Serve the app on a free loopback port with the test database; `env` adds settings; stop its group after."""
     port = free_port()
     environment = {**os.environ, "DATABASE_URL": settings.effective_database_url, "LOG_LEVEL": "WARNING", **env}
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--port", str(port)),
-        "--no-proxy-headers",  # the app believes X-Forwarded-For from TRUSTED_PROXIES only
-        cwd=ROOT,
-        env=environment,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    server = Uvicorn(f"http://127.0.0.1:{port}", process.pid)
+    with open(log or os.devnull, "wb") as output:  # noqa: ASYNC230 - opened once, before the server starts
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"),
+            *("--host", "127.0.0.1", "--port", str(port)),
+            "--no-proxy-headers",  # the app believes X-Forwarded-For from TRUSTED_PROXIES only
+            cwd=ROOT,
+            env=environment,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+    server = Uvicorn(f"http://127.0.0.1:{port}", process, log)
     try:
         await _wait_until_up(server.url)
         yield server
     finally:
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), 15)
+            await asyncio.wait_for(process.wait(), STOP_SECONDS)
         except TimeoutError:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
@@ -70,5 +94,6 @@ async def _wait_until_up(url: str) -> None:
                 if (await client.get("/health")).status_code == 200:
                     return
             except httpx.TransportError:
-                await asyncio.sleep(0.1)
+                pass
+            await asyncio.sleep(0.1)
     pytest.fail("the server did not start")

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.settings import Settings
 from schema.models import metadata
-from tests.conftest import ROOT, recreate_postgres_database
+from tests.conftest import recreate_postgres_database
+from tests.servers import ROOT
 
 
 @pytest.fixture

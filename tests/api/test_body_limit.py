@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from api.app import create_app
 from api.middleware import BodyLimitMiddleware
 from api.observability import ExceptionMiddleware
 from api.settings import DEFAULT_MAX_BODY_BYTES, Settings
+from tests.servers import Uvicorn
 
 CHUNK = 64 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -126,10 +126,10 @@ async def test_a_body_read_outside_a_route_is_answered_413_and_never_becomes_a_5
 
 
 async def test_a_real_server_answers_413_while_the_chunked_body_is_still_arriving(
-    live_server: tuple[str, Process],
+    live_server: Uvicorn,
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
     url = urlsplit(base)
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     head = (
@@ -154,10 +154,10 @@ async def test_a_real_server_answers_413_while_the_chunked_body_is_still_arrivin
 
 
 async def test_a_websocket_message_over_the_limit_closes_the_connection_with_1009(
-    live_server: tuple[str, Process],
+    live_server: Uvicorn,
 ) -> None:
     # given: uvicorn's own cap (16 MiB by default) is higher, so the app's is what answers
-    base, _ = live_server
+    base = live_server.url
     socket_url = base.replace("http://", "ws://") + "/graphql"
     padded_init = {"type": "connection_init", "payload": {"padding": "x" * (DEFAULT_MAX_BODY_BYTES // 2)}}
     too_big = {"type": "connection_init", "payload": {"padding": "x" * DEFAULT_MAX_BODY_BYTES}}

@@ -6,99 +6,46 @@ every audit against a real uvicorn process and prints the results as JSON.
 
 import asyncio
 import json
-import os
 import secrets
 import shutil
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from api.settings import Settings
-from tests.conftest import ROOT, STARTUP_SECONDS
+from tests.servers import ROOT, running_uvicorn
 
 NODE_DIR = ROOT / "tests" / "node"
 AUDIT_SECONDS = 120
-STOP_SECONDS = 15
 # SHOULD audits this server does not pass, each with its reason in README.md ("HTTP behaviour").
 ACCEPTED_SHOULD_FAILURES: frozenset[str] = frozenset()
 # MAY audits that send a GET with no header a browser would preflight: refused by CSRF prevention.
 CSRF_REFUSED_MAY_AUDITS = frozenset({"5A70", "D6D5", "6A70"})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _production_environment(settings: Settings) -> dict[str, str]:
     environment = {
-        **os.environ,
         "APP_ENV": "production",
-        "DATABASE_URL": settings.effective_database_url,
         "JWT_SECRET": secrets.token_urlsafe(48),
         "CORS_ORIGINS": "https://shop.example.com",
         "TRUSTED_HOSTS": "127.0.0.1",
         # Several audits query `__type` (e.g. `{ __type(name: "Run🏃Swim🏊") { name } }`), and
         # production turns introspection off by default: the one production default changed here.
         "INTROSPECTION": "true",
-        "LOG_LEVEL": "WARNING",
     }
     if settings.redis_url:
         environment |= {"REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": settings.redis_key_prefix}
     return environment
 
 
-async def _wait_until_healthy(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(STARTUP_SECONDS * 10):
-            try:
-                if (await client.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail("the production server did not start")
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), STOP_SECONDS)
-    except TimeoutError:
-        os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-
-
 @pytest.fixture
 async def production_url(settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
     """/graphql of the app in production mode under a real uvicorn process, in a process group of its own."""
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"),
-            *("--host", "127.0.0.1", "--port", str(port)),
-            cwd=ROOT,
-            env=_production_environment(settings),
-            stdout=output,
-            stderr=output,
-            start_new_session=True,
-        )
-    try:
-        await _wait_until_healthy(f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        await _stop(process)
+    environment = _production_environment(settings)
+    async with running_uvicorn(settings, log=tmp_path / "server.log", **environment) as server:
+        yield f"{server.url}/graphql"
 
 
 async def _run_audits(url: str, *headers: str) -> list[dict[str, Any]]:

@@ -16,9 +16,8 @@ from prometheus_client import REGISTRY
 
 from api.app import create_app
 from api.settings import Settings
-from tests.conftest import free_port
 from tests.graphql import error_codes
-from tests.servers import running_uvicorn
+from tests.servers import free_port, running_uvicorn
 
 COSTS_21 = {"query": "{ products { nodes { id } } }"}
 STARTUP_SECONDS = 30

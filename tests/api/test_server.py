@@ -2,19 +2,19 @@
 
 import asyncio
 import signal
-from asyncio.subprocess import Process
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import create_product
+from tests.servers import Uvicorn
 
 
 async def test_real_server_answers_a_catalog_query_and_stops_cleanly(
-    live_server: tuple[str, Process], db_session: AsyncSession
+    live_server: Uvicorn, db_session: AsyncSession
 ) -> None:
     # given
-    base, process = live_server
+    base, process = live_server.url, live_server.process
     await create_product(db_session, name="Teapot")
     await db_session.commit()
 
@@ -38,5 +38,5 @@ async def test_real_server_answers_a_catalog_query_and_stops_cleanly(
     assert response.json()["extensions"]["cost"]["requested"] == 1 + 1 + 20 * (1 + 1)  # totalCount, price
     assert ready.status_code == 200
     assert code == 0
-    assert process.stderr is not None
-    assert b"Traceback" not in await process.stderr.read()
+    assert live_server.log is not None
+    assert b"Traceback" not in live_server.log.read_bytes()

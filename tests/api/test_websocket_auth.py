@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from asyncio.subprocess import Process
 
 import pytest
 from fastapi import FastAPI
@@ -14,6 +13,7 @@ from websockets.typing import Subprotocol
 from domains.common.principal import Role
 from tests.auth import api_key, bearer
 from tests.factories import create_user
+from tests.servers import Uvicorn
 
 ME = "{ me { email } }"
 PROTOCOL = Subprotocol("graphql-transport-ws")
@@ -53,10 +53,10 @@ def _without_cost(messages: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 async def test_websocket_bearer_token_in_connection_init_signs_the_user_in(
-    live_server: tuple[str, Process], app: FastAPI, db_session: AsyncSession
+    live_server: Uvicorn, app: FastAPI, db_session: AsyncSession
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
     user = await create_user(db_session)
     await db_session.commit()
     authorization = bearer(app, user).headers["Authorization"]
@@ -72,10 +72,10 @@ async def test_websocket_bearer_token_in_connection_init_signs_the_user_in(
 
 
 async def test_websocket_api_key_in_connection_init_signs_the_key_owner_in(
-    live_server: tuple[str, Process], db_session: AsyncSession
+    live_server: Uvicorn, db_session: AsyncSession
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
     owner = await create_user(db_session)
     _, caller = await api_key(db_session, owner, roles=(Role.CUSTOMER,))
     await db_session.commit()
@@ -90,9 +90,9 @@ async def test_websocket_api_key_in_connection_init_signs_the_key_owner_in(
     ]
 
 
-async def test_websocket_without_connection_init_payload_is_anonymous(live_server: tuple[str, Process]) -> None:
+async def test_websocket_without_connection_init_payload_is_anonymous(live_server: Uvicorn) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
 
     # when
     messages = await _ask_me(base, None)
@@ -105,10 +105,10 @@ async def test_websocket_without_connection_init_payload_is_anonymous(live_serve
 
 
 async def test_websocket_with_invalid_bearer_token_is_closed_with_4403_before_any_ack(
-    live_server: tuple[str, Process],
+    live_server: Uvicorn,
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
     init = {"type": "connection_init", "payload": {"authorization": "Bearer not-a-jwt"}}
 
     # when
@@ -124,10 +124,10 @@ async def test_websocket_with_invalid_bearer_token_is_closed_with_4403_before_an
 
 
 async def test_websocket_with_refused_upgrade_header_and_no_payload_credential_is_closed_with_4403(
-    live_server: tuple[str, Process],
+    live_server: Uvicorn,
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
     headers = {"Authorization": "Bearer not-a-jwt"}
 
     # when
