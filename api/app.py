@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import graphiql, health, metrics
@@ -21,6 +21,20 @@ from api.settings import Settings, get_settings
 
 logger = structlog.get_logger("api.app")
 
+REDIS_MAX_CONNECTIONS = 100
+REDIS_POOL_TIMEOUT_SECONDS = 5.0
+
+
+def _create_redis(settings: Settings) -> Redis | None:
+    # redis-py's default pool refuses the 101st concurrent command (MaxConnectionsError): a burst of
+    # 200 sign-ins, each counting its attempt, would fail half of them. This pool makes them wait.
+    if not settings.redis_url:
+        return None
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT_SECONDS
+    )
+    return Redis.from_pool(pool)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; the engine lives in the lifespan, created and disposed with it."""
@@ -30,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = _create_redis(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
