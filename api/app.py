@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.exceptions import HTTPException
@@ -38,6 +38,10 @@ async def _refuse(request: Request, exc: Exception) -> Response:
         raise exc
     refusal = HTTPRefusal(exc.status_code, exc.detail, headers=exc.headers)
     return refusal_response(request.scope, refusal)
+
+
+REDIS_MAX_CONNECTIONS = 100
+REDIS_POOL_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -118,11 +122,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _redis_client(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    # Short timeouts and one immediate retry (a connection gone stale across a Redis restart): a
-    # Redis that is down must cost a request milliseconds, not redis-py's default backoff.
-    return Redis.from_url(
+    # A blocking pool: redis-py's default one refuses the 101st concurrent command
+    # (MaxConnectionsError), so a burst of 200 sign-ins, each counting its attempt, would fail half
+    # of them. Short timeouts and one immediate retry (a connection gone stale across a Redis
+    # restart): a Redis that is down must cost a request milliseconds, not redis-py's backoff.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_TIMEOUT_SECONDS,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=Retry(NoBackoff(), 1),
     )
+    return Redis.from_pool(pool)

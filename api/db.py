@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -26,13 +26,18 @@ PublishCommitted = Callable[[AsyncSession, Sequence[OutboxEvent]], Awaitable[Non
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """Create the process's engine: asyncpg with a sized pool, or aiosqlite for the embedded default."""
+    """Create the process's engine: asyncpg or aiosqlite, each with the pool the settings size."""
     url = settings.effective_database_url
     if settings.is_sqlite:
         # A statement waiting on SQLite's lock cannot be cancelled (it waits in aiosqlite's thread),
         # so it must not wait past the operation's wall-clock ceiling.
         busy_ms = min(settings.sqlite_busy_timeout_ms, int(settings.operation_timeout_seconds * 1000))
-        engine = create_async_engine(url, echo=settings.db_echo, connect_args={"timeout": busy_ms / 1000})
+        engine = create_async_engine(
+            url,
+            echo=settings.db_echo,
+            connect_args={"timeout": busy_ms / 1000},
+            **_sqlite_pool_options(settings),
+        )
         _configure_sqlite(engine, busy_ms)
         return engine
     return create_async_engine(
@@ -44,6 +49,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping,
     )
+
+
+def _sqlite_pool_options(settings: Settings) -> dict[str, Any]:
+    # A file database gets a queue pool as PostgreSQL does; without these its size and wait would be
+    # SQLAlchemy's defaults (5 + 10, 30 s) whatever DB_POOL_SIZE and DB_POOL_TIMEOUT say. An
+    # in-memory database lives in one shared connection (a StaticPool), which takes no sizes.
+    url = make_url(settings.effective_database_url)
+    if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+        return {}
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+    }
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -96,7 +115,7 @@ class RequestDb:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """Lend the session for reads; its connection stays checked out until `close()`.
+        """Lend the session for reads; its connection stays checked out until `release()` or `close()`.
 
         Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot
         anyway, and it spares each request a BEGIN and a ROLLBACK round trip.
@@ -136,6 +155,17 @@ class RequestDb:
                     # The change is committed; its outbox rows stay unpublished and the relay sends them.
                     logger.exception("events.publish_failed", events=len(events))
                     await self._session.rollback()
+
+    async def release(self) -> None:
+        """Give the read connection back to the pool now; the next `read()` checks one out again.
+
+        For a request about to do slow work that needs no database (hashing a password): a pooled
+        connection held idle through it is one that other requests wait for.
+        """
+        async with self._lock:
+            if self._reading:
+                await self._session.close()
+                self._reading = False
 
     async def close(self) -> None:
         """Release the connection; never commits."""

@@ -5,7 +5,7 @@ from typing import Annotated
 import strawberry
 
 from api.auth.permissions import requires
-from api.context import Info
+from api.context import Context, Info
 from domains.common.base import utcnow
 from domains.common.errors import user_errors_from
 from domains.common.exceptions import DomainError
@@ -21,6 +21,7 @@ from domains.users.inputs import (
     TokenRevokeInput,
     UserRolesSetInput,
 )
+from domains.users.passwords import hashing_slot
 from domains.users.payloads import (
     AccountRegisterPayload,
     ApiKeyCreatePayload,
@@ -50,6 +51,23 @@ def _api_key(info: Info, api_key: models.ApiKey) -> ApiKey:
     return ApiKey.from_model(view)
 
 
+async def _sign_in(context: Context, input: TokenCreateInput) -> users_service.IssuedTokens:
+    # A short read, the argon2 check (tens of milliseconds) with no pooled connection checked out,
+    # then a short transaction; a flood waits for hashing slots holding nothing, not at the pool.
+    await context.db.release()
+    async with hashing_slot():
+        async with context.db.read() as session:
+            account = await users_service.find_sign_in_account(session, context.principal, email=input.email)
+        await context.db.release()
+        sign_in = await users_service.check_sign_in_password(
+            context.principal, account=account, password=input.password
+        )
+        async with context.db.transaction() as session:
+            return await users_service.create_tokens(
+                session, context.principal, issuer=context.token_issuer, sign_in=sign_in, now=utcnow()
+            )
+
+
 @strawberry.type
 class UsersMutation:
     @strawberry.mutation(
@@ -59,9 +77,13 @@ class UsersMutation:
     async def account_register(
         self, info: Info, input: Annotated[AccountRegisterInput, INPUT]
     ) -> AccountRegisterPayload:
+        context = info.context
+        await context.db.release()  # hashing takes tens of milliseconds: hold no pooled connection through it
         try:
-            async with info.context.db.transaction() as session:
-                user = await users_service.register_account(session, info.context.principal, **input.to_command())
+            async with hashing_slot():
+                account = await users_service.prepare_account(context.principal, **input.to_command())
+                async with context.db.transaction() as session:
+                    user = await users_service.register_account(session, context.principal, account=account)
         except DomainError as exc:
             return AccountRegisterPayload(user=None, user_errors=user_errors_from(exc))
         return AccountRegisterPayload(user=_user(info, user, proven_by_caller=True), user_errors=[])
@@ -74,10 +96,7 @@ class UsersMutation:
         context = info.context
         await context.rate_limits.hit_login(client_ip=context.client_ip, email=input.email)
         try:
-            async with context.db.transaction() as session:
-                issued = await users_service.create_tokens(
-                    session, context.principal, issuer=context.token_issuer, now=utcnow(), **input.to_command()
-                )
+            issued = await _sign_in(context, input)
         except DomainError as exc:
             return TokenCreatePayload(user_errors=user_errors_from(exc))
         return TokenCreatePayload(

@@ -38,6 +38,11 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
 
 
+async def replace_password_hash(session: AsyncSession, user_id: int, *, old: str, new: str) -> None:
+    """Replace a user's password hash, unless it is no longer `old` (changed by someone else meanwhile)."""
+    await session.execute(update(User).where(User.id == user_id, User.password_hash == old).values(password_hash=new))
+
+
 async def list_users(session: AsyncSession, page: PageRequest) -> Page[UserView]:
     """List one keyset page of all users, newest first."""
     rows = [

@@ -86,10 +86,17 @@ def _password_problems(password: str, *, email: str, name: str) -> list[FieldPro
     return []
 
 
-async def register_account(
-    session: AsyncSession, principal: Principal, *, email: str, password: str, name: str
-) -> User:
-    """Create a customer account; the e-mail address is unique regardless of case."""
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A registration whose input passed every check, with its password already hashed."""
+
+    email: str
+    name: str
+    password_hash: str
+
+
+async def prepare_account(principal: Principal, *, email: str, password: str, name: str) -> NewAccount:
+    """Check a registration's input and hash its password; hold no database connection while awaiting it."""
     email, name = normalize_email(email), name.strip()
     problems = [
         *_email_problems(email),
@@ -98,11 +105,16 @@ async def register_account(
     ]
     if problems:
         raise InvalidInputError(problems)
-    if await users_repository.get_user_by_email(session, email) is not None:
-        raise EmailTakenError
-    user = User(email=email, name=name, password_hash=await hash_password(password), roles=[Role.CUSTOMER.value])
+    return NewAccount(email=email, name=name, password_hash=await hash_password(password))
+
+
+async def register_account(session: AsyncSession, principal: Principal, *, account: NewAccount) -> User:
+    """Create a customer account; the unique constraint keeps e-mail addresses unique regardless of case."""
+    user = User(
+        email=account.email, name=account.name, password_hash=account.password_hash, roles=[Role.CUSTOMER.value]
+    )
     try:
-        # A savepoint: a concurrent registration of the same address fails here without ending the transaction.
+        # A savepoint: a taken address (also by a concurrent registration) fails here without ending the transaction.
         async with session.begin_nested():
             session.add(user)
     except IntegrityError as exc:
@@ -142,20 +154,60 @@ async def _issue_tokens(
     return IssuedTokens(user, access, access_expires_at, refresh)
 
 
-async def create_tokens(
-    session: AsyncSession, principal: Principal, *, issuer: TokenIssuer, email: str, password: str, now: datetime
-) -> IssuedTokens:
-    """Sign in: check the password and start a new refresh-token family.
+@dataclass(frozen=True, slots=True)
+class SignInAccount:
+    """What checking a sign-in's password needs, read before the check; `user_id` is None for an unknown address."""
+
+    user_id: int | None
+    password_hash: str | None
+    is_active: bool
+
+
+UNKNOWN_ACCOUNT = SignInAccount(user_id=None, password_hash=None, is_active=False)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSignIn:
+    """A sign-in whose password matched `verified_hash`; `new_hash` replaces it when its parameters are outdated."""
+
+    user_id: int
+    verified_hash: str
+    new_hash: str | None
+
+
+async def find_sign_in_account(session: AsyncSession, principal: Principal, *, email: str) -> SignInAccount:
+    """Read what signing in with this address needs (a short read; the password is checked after it)."""
+    user = await users_repository.get_user_by_email(session, normalize_email(email))
+    if user is None:
+        return UNKNOWN_ACCOUNT
+    return SignInAccount(user_id=user.id, password_hash=user.password_hash, is_active=user.is_active)
+
+
+async def check_sign_in_password(principal: Principal, *, account: SignInAccount, password: str) -> VerifiedSignIn:
+    """Check a sign-in's password with exactly one argon2 verification; hold no database connection meanwhile.
 
     An unknown address, a wrong password and a deactivated account get the same answer in
-    about the same time: one argon2 verification each.
+    about the same time: one verification each (against a dummy hash when there is none).
     """
-    user = await users_repository.get_user_by_email(session, normalize_email(email))
-    matched, new_hash = await verify_password(password, user.password_hash if user is not None else None)
-    if user is None or not matched or not user.is_active:
+    matched, new_hash = await verify_password(password, account.password_hash)
+    if account.user_id is None or account.password_hash is None or not matched or not account.is_active:
         raise InvalidCredentialsError(INVALID_CREDENTIALS)
-    if new_hash is not None:
-        user.password_hash = new_hash
+    return VerifiedSignIn(user_id=account.user_id, verified_hash=account.password_hash, new_hash=new_hash)
+
+
+async def create_tokens(
+    session: AsyncSession, principal: Principal, *, issuer: TokenIssuer, sign_in: VerifiedSignIn, now: datetime
+) -> IssuedTokens:
+    """Finish a verified sign-in: store a fresher hash if one was made, and start a new refresh-token family."""
+    if sign_in.new_hash is not None:
+        # Only over the hash that was verified: a hash written meanwhile (a concurrent sign-in's rehash) stays.
+        await users_repository.replace_password_hash(
+            session, sign_in.user_id, old=sign_in.verified_hash, new=sign_in.new_hash
+        )
+    user = await users_repository.get_user(session, sign_in.user_id)
+    if user is None or not user.is_active:
+        # Deleted or deactivated while the password was being checked.
+        raise InvalidCredentialsError(INVALID_CREDENTIALS)
     return await _issue_tokens(session, user, issuer=issuer, family_id=str(uuid.uuid4()), now=now)
 
 

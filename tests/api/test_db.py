@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from api.db import RequestDb, create_engine, create_sessionmaker
 from api.settings import Settings
@@ -21,6 +22,11 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 async def _categories(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(Category)) or 0)
+
+
+def _checked_out(engine: AsyncEngine) -> int:
+    assert isinstance(engine.pool, QueuePool)
+    return engine.pool.checkedout()
 
 
 async def _write_then_fail(db: RequestDb) -> None:
@@ -63,3 +69,54 @@ async def test_reads_after_a_unit_of_work_see_what_it_committed(engine: AsyncEng
     # then
     assert (before, after) == (0, 1)
     assert await _categories(sessionmaker) == 1
+
+
+async def test_release_gives_the_read_connection_back_until_the_next_read(engine: AsyncEngine) -> None:
+    # given: a request that has read, so its autocommit connection is checked out
+    sessionmaker = create_sessionmaker(engine)
+    db = RequestDb(sessionmaker())
+    async with db.read() as session:
+        await session.execute(select(func.count()).select_from(Category))
+    held_after_read = _checked_out(engine)
+
+    # when: it releases, then reads again
+    await db.release()
+    held_after_release = _checked_out(engine)
+    async with db.read() as session:
+        again = await session.scalar(select(func.count()).select_from(Category))
+    held_after_second_read = _checked_out(engine)
+    await db.close()
+
+    # then
+    assert (held_after_read, held_after_release, held_after_second_read) == (1, 0, 1)
+    assert again == 0
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_release_without_a_read_holds_nothing_and_a_unit_of_work_still_commits(engine: AsyncEngine) -> None:
+    # given
+    sessionmaker = create_sessionmaker(engine)
+    db = RequestDb(sessionmaker())
+
+    # when
+    await db.release()
+    async with db.transaction() as session:
+        session.add(Category(name="Kept", slug="kept", description=""))
+    await db.release()
+
+    # then
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _categories(sessionmaker) == 1
+    await db.close()
+
+
+def test_a_file_database_gets_the_pool_the_settings_size(settings: Settings) -> None:
+    # given
+    small = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 1, "db_pool_timeout": 3.0})
+
+    # when
+    engine = create_engine(small)
+
+    # then: SQLite as well as PostgreSQL
+    assert isinstance(engine.pool, QueuePool)
+    assert (engine.pool.size(), engine.pool._max_overflow, engine.pool.timeout()) == (2, 1, 3.0)
