@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.servers import Uvicorn
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -150,10 +151,10 @@ async def _open_graphiql(devtools: DevTools, base: str) -> None:
 
 
 async def test_graphiql_runs_a_query_in_a_real_browser_without_a_csp_violation(
-    live_server: tuple[str, Process], devtools: DevTools
+    live_server: Uvicorn, devtools: DevTools
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
 
     # when: the page loads, introspects the schema, and runs a query from its editor
     await _open_graphiql(devtools, base)
@@ -173,10 +174,10 @@ async def test_graphiql_runs_a_query_in_a_real_browser_without_a_csp_violation(
 
 
 async def test_graphiql_policy_blocks_an_inline_script_the_page_did_not_ship(
-    live_server: tuple[str, Process], devtools: DevTools
+    live_server: Uvicorn, devtools: DevTools
 ) -> None:
     # given
-    base, _ = live_server
+    base = live_server.url
     await _open_graphiql(devtools, base)
 
     # when: something (an injected payload) adds an inline script of its own
