@@ -3,6 +3,7 @@ while normal queries keep answering and the process's memory stays flat."""
 
 import asyncio
 import json
+import statistics
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -14,8 +15,11 @@ from api.settings import Settings
 from tests.factories import create_product
 from tests.servers import Uvicorn, running_uvicorn
 
+# Server CPU is measured: these run after the parallel suite, with the machine to themselves.
+pytestmark = pytest.mark.alone
+
 CPU_LIMIT_SECONDS = 0.1
-SENDS = 3
+SENDS = 5
 NORMAL = {"query": "query Normal { products(first: 5) { nodes { name price { amount } } } }"}
 PRODUCTS_100 = "products(first: 100) { nodes { "
 SIGN_IN = 'tokenCreate(input: {email: "victim@example.com", password: "guess-number-{n}"}) { accessToken }'
@@ -119,6 +123,13 @@ CORPUS = [
         raw=lambda n: b'{"query": "{ __typename }", "pad": "' + b"x" * (2 << 20) + b'"}',
     ),
     Hostile(
+        "a body over 1 MiB, streamed without a length",
+        413,
+        "PAYLOAD_TOO_LARGE",
+        raw=lambda n: b'{"query": "{ __typename }", "pad": "' + b"x" * (2 << 20) + b'"}',
+        chunked=True,
+    ),
+    Hostile(
         "a form post",
         400,
         "BAD_REQUEST",
@@ -157,24 +168,24 @@ async def server(settings: Settings, db_session: AsyncSession) -> AsyncIterator[
         yield uvicorn
 
 
-# Server CPU is measured: these run after the parallel suite, with the machine to themselves.
-pytestmark = pytest.mark.alone
-
-
 async def test_each_hostile_request_is_refused_with_its_code_in_under_100_ms_of_server_cpu(server: Uvicorn) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         await client.post("/graphql", json=NORMAL)  # warm: imports, first connections
         for hostile in CORPUS:
-            # when
-            before = server.cpu_seconds()
-            answers = [await _send(client, hostile, n) for n in range(SENDS)]
-            spent = (server.cpu_seconds() - before) / SENDS
+            # when: each send measured on its own; the median leaves out a send that shared its
+            # clock ticks with the server's own background work (metrics sampler, collector)
+            answers, spent = [], []
+            for n in range(SENDS):
+                before = server.cpu_seconds()
+                answers.append(await _send(client, hostile, n))
+                spent.append(server.cpu_seconds() - before)
+            median = statistics.median(spent)
 
             # then
             assert [a.status_code for a in answers] == [hostile.status] * SENDS, (hostile.name, answers[0].text[:300])
             codes = {e["extensions"]["code"] for a in answers for e in a.json()["errors"]}
             assert codes == {hostile.code}, (hostile.name, answers[0].text[:300])
-            assert spent < CPU_LIMIT_SECONDS, f"{hostile.name}: {spent * 1000:.0f} ms of server CPU per request"
+            assert median < CPU_LIMIT_SECONDS, f"{hostile.name}: {median * 1000:.0f} ms of server CPU per request"
 
 
 async def test_normal_queries_keep_answering_through_the_corpus_and_memory_stays_flat(server: Uvicorn) -> None:
