@@ -23,7 +23,10 @@ from api.app import create_app
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from schema.models import metadata
+from tests.leftovers import leftovers, seconds_since_boot
 from tests.servers import ROOT, Uvicorn, running_uvicorn
+
+_RUN_STARTED = pytest.StashKey[float]()
 
 
 def _worker() -> str:
@@ -129,3 +132,30 @@ async def live_server(settings: Settings, tmp_path: Path) -> AsyncIterator[Uvico
     """The app under a real uvicorn process on a free loopback port, logging to a file of the test's."""
     async with running_uvicorn(settings, log=tmp_path / "server.log") as server:
         yield server
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_RUN_STARTED] = seconds_since_boot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a process a test started outlived it (checked once, by the controlling process)."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the others may still be running their servers
+    since = session.config.stash.get(_RUN_STARTED, None)
+    if since is None:
+        return
+    spared = {os.getpid(), *_xdist_workers()}
+    found = leftovers(ROOT, since, spared)
+    if found:
+        listing = "\n".join(f"  {pid}: {command}" for pid, command in sorted(found.items()))
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(f"processes started by tests are still running:\n{listing}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _xdist_workers() -> set[int]:
+    # Workers are children of this process; they exit with the run but may not have yet.
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    return {int(pid) for pid in children.read_text().split()} if children.exists() else set()

@@ -1,0 +1,33 @@
+"""The end-of-run check for processes a test left behind finds them, and only them."""
+
+import subprocess
+from pathlib import Path
+
+from tests.leftovers import leftovers, seconds_since_boot, started_here
+
+
+def test_a_process_started_in_the_directory_is_found_until_it_stops(tmp_path: Path) -> None:
+    # given: a process in its own session, as the tests start servers
+    since = seconds_since_boot() - 1
+    process = subprocess.Popen(["sleep", "30"], cwd=tmp_path, start_new_session=True)  # noqa: S607 - coreutils
+    try:
+        # when
+        found = started_here(tmp_path, since, spared=set())
+    finally:
+        process.kill()
+        process.wait()
+
+    # then
+    assert list(found) == [process.pid]
+    assert found[process.pid].startswith("sleep 30")
+    assert leftovers(tmp_path, since, spared=set()) == {}
+
+
+def test_processes_started_before_the_run_or_spared_are_not_leftovers(tmp_path: Path) -> None:
+    process = subprocess.Popen(["sleep", "30"], cwd=tmp_path, start_new_session=True)  # noqa: S607 - coreutils
+    try:
+        assert started_here(tmp_path, seconds_since_boot() + 60, spared=set()) == {}
+        assert started_here(tmp_path, 0, spared={process.pid}) == {}
+    finally:
+        process.kill()
+        process.wait()
