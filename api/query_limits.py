@@ -74,6 +74,13 @@ class QueryLimits(SchemaExtension):
     def __init__(self) -> None:
         self.requested = 0
         self.window: Window | None = None
+        self._limits: Limits | None = None
+
+    def _limits_for(self, settings: Settings) -> Limits:
+        # Built once per operation: both the structural check and the cost check read it.
+        if self._limits is None:
+            self._limits = limits_from(settings)
+        return self._limits
 
     def on_operation(self) -> Iterator[None]:
         settings = self._settings()
@@ -89,7 +96,7 @@ class QueryLimits(SchemaExtension):
         settings = self._settings()
         if settings is not None and execution.graphql_document is not None:
             try:
-                measure_structure(execution.graphql_document, execution.operation_name, limits_from(settings))
+                measure_structure(execution.graphql_document, execution.operation_name, self._limits_for(settings))
             except QueryTooComplexError as exc:
                 execution.pre_execution_errors = [_error(exc)]
         yield
@@ -116,7 +123,7 @@ class QueryLimits(SchemaExtension):
             )
             if isinstance(coerced, list):
                 return None  # execution reports the bad variables, before any resolver runs
-            limits = limits_from(context.settings)
+            limits = self._limits_for(context.settings)
             self.requested = measure_cost(execution.schema._schema, document, operation, coerced, limits)
             if self.requested > limits.max_cost:
                 raise QueryTooComplexError("cost", self.requested, limits.max_cost)
@@ -151,13 +158,11 @@ class QueryLimits(SchemaExtension):
         if not isinstance(response, Response):
             return
         response.headers["RateLimit-Limit"] = str(window.limit)
-        response.headers["RateLimit-Policy"] = f"{window.limit};w={self._context_budget_window()}"
+        budget_window = int(self.execution_context.context.rate_limits.cost_budget.get_expiry())
+        response.headers["RateLimit-Policy"] = f"{window.limit};w={budget_window}"
         if window.remaining is not None and window.reset_at is not None:
             response.headers["RateLimit-Remaining"] = str(window.remaining)
             response.headers["RateLimit-Reset"] = str(window.retry_after())
-
-    def _context_budget_window(self) -> int:
-        return int(self.execution_context.context.rate_limits.cost_budget.get_expiry())
 
     def _client(self) -> str:
         context = self.execution_context.context

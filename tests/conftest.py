@@ -16,6 +16,7 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy import delete, make_url, update
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -84,6 +85,23 @@ def settings(database_url: str) -> Settings:
         db_max_overflow=5,
         _env_file=None,
     )
+
+
+FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_settings(settings: Settings) -> Settings:
+    """The test settings on a real Redis (TEST_REDIS_URL, else this machine's): for tests about sharing it."""
+    url = os.environ.get("TEST_REDIS_URL", FALLBACK_REDIS_URL)
+    probe = Redis.from_url(url)
+    try:
+        await probe.ping()
+    except OSError as exc:
+        pytest.fail(f"this test needs Redis at {url} (set TEST_REDIS_URL; .ci/run starts one): {exc}")
+    finally:
+        await probe.aclose()
+    return settings.model_copy(update={"redis_url": url})
 
 
 @pytest.fixture

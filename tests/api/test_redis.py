@@ -1,7 +1,6 @@
 """The app's Redis client: a burst larger than its pool waits for a connection instead of failing."""
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,20 +11,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from api.app import REDIS_MAX_CONNECTIONS, create_app
 from api.settings import Settings
 
-FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @pytest.fixture
-async def redis_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    url = os.environ.get("TEST_REDIS_URL", FALLBACK_REDIS_URL)
-    probe = Redis.from_url(url)
-    try:
-        await probe.ping()
-    except OSError as exc:
-        pytest.fail(f"this test needs Redis at {url} (set TEST_REDIS_URL; .ci/run starts one): {exc}")
-    finally:
-        await probe.aclose()
-    application = create_app(settings.model_copy(update={"redis_url": url}))
+async def redis_app(redis_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(redis_settings)
     async with LifespanManager(application):
         yield application
 

@@ -1,6 +1,5 @@
 import asyncio
 import gc
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,6 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
@@ -31,7 +29,6 @@ mutation ($email: String!, $password: String!) {
 """
 PASSWORD = "a long enough password"
 SLOW_CALLBACK_SECONDS = 0.05
-FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def _account(session: AsyncSession, *, active: bool = True) -> users_models.User:
@@ -125,25 +122,12 @@ async def test_the_sixth_attempt_in_a_minute_for_one_ip_and_email_is_rate_limite
     assert other_address.json()["data"]["tokenCreate"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
 
 
-@pytest.fixture
-async def shared_redis_settings(settings: Settings) -> Settings:
-    url = os.environ.get("TEST_REDIS_URL", FALLBACK_REDIS_URL)
-    redis = Redis.from_url(url)
-    try:
-        await redis.ping()
-    except OSError as exc:
-        pytest.fail(f"this test needs Redis at {url} (set TEST_REDIS_URL; .ci/run starts one): {exc}")
-    finally:
-        await redis.aclose()
-    return settings.model_copy(update={"redis_url": url})
-
-
 async def test_two_app_instances_on_one_redis_share_the_sign_in_limit(
-    shared_redis_settings: Settings, db_session: AsyncSession
+    redis_settings: Settings, db_session: AsyncSession
 ) -> None:
     # given: two instances of the app, as two servers behind a load balancer would run them
     user = await _account(db_session)
-    first, second = create_app(shared_redis_settings), create_app(shared_redis_settings)
+    first, second = create_app(redis_settings), create_app(redis_settings)
     async with (
         LifespanManager(first),
         LifespanManager(second),
