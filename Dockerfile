@@ -34,8 +34,9 @@ COPY migrations ./migrations
 COPY schema ./schema
 COPY domains ./domains
 COPY api ./api
+COPY scripts ./scripts
 # The runtime user cannot write __pycache__, so compile here once.
-RUN python -m compileall -q api domains schema migrations
+RUN python -m compileall -q api domains schema scripts migrations
 
 # ---- runtime: the interpreter, the venv and the code; no uv, no build tools --------------------------
 FROM python:3.12-slim

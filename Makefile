@@ -30,10 +30,10 @@ migrate: install ## Apply database migrations (DATABASE_URL, or the embedded SQL
 	$(BIN)/alembic upgrade head
 
 seed: migrate ## Load the demo data (development only; idempotent)
-	$(BIN)/python -m api.seed
+	$(BIN)/python -m scripts.seed
 
 run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
-	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m api.seed; fi
+	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m scripts.seed; fi
 	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --no-proxy-headers --ws-max-size $(WS_MAX_SIZE)
 
 test: install browser node lint typecheck importlint pytest ## Lint, type-check and run the whole suite

@@ -18,15 +18,16 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import graphiql, health, metrics
 from api.auth.principal import build_token_issuer
-from api.complexity import configure_validation_work
 from api.db import create_engine, create_sessionmaker
 from api.events import EventBus, running_relay
 from api.graphql import MethodNotAllowed, create_graphql_router
 from api.http import HTTPRefusal, refusal_response
-from api.limits import RateLimits, RequestRateLimitMiddleware, create_limit_storage
+from api.limits import RequestRateLimitMiddleware, create_limit_storage
 from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
+from schema.extensions.complexity import configure_validation_work
+from schema.rate_limits import RateLimits
 
 logger = structlog.get_logger("api.app")
 RequestHandler = Callable[[Request], Awaitable[Response]]

@@ -23,8 +23,8 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth.credentials import Credentials, read_connection_params
-from api.auth.principal import Authentication, authenticate
-from api.context import Context, get_context
+from api.auth.principal import authenticate
+from api.context import RequestContext, get_context
 from api.graphiql import content_security_policy, local_ide_html
 from api.http import (
     GRAPHQL_RESPONSE_JSON,
@@ -39,6 +39,7 @@ from api.http import (
 from api.settings import Settings
 from domains.common.exceptions import UnauthenticatedError
 from schema import build_schema
+from schema.context import Authentication
 
 ONLY_QUERIES_OVER_GET = "Only queries are accepted over GET; send mutations with POST."
 QUERY_ONLY = frozenset({OperationType.QUERY})
@@ -83,7 +84,7 @@ class GraphQLResponse(Response):
                 self.headers["www-authenticate"] = "Bearer"
 
 
-class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
+class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
@@ -100,13 +101,13 @@ class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
         return HTMLResponse(local_ide_html(), headers={"content-security-policy": content_security_policy()})
 
     @overload
-    async def run(self, request: Request, context: Context = ..., root_value: None = ...) -> Response: ...
+    async def run(self, request: Request, context: RequestContext = ..., root_value: None = ...) -> Response: ...
 
     @overload
-    async def run(self, request: WebSocket, context: Context = ..., root_value: None = ...) -> WebSocket: ...
+    async def run(self, request: WebSocket, context: RequestContext = ..., root_value: None = ...) -> WebSocket: ...
 
     async def run(
-        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+        self, request: Request | WebSocket, context: RequestContext = UNSET, root_value: None = UNSET
     ) -> Response | WebSocket:
         """Serve one request; every refusal on the way becomes a GraphQL-shaped error."""
         if isinstance(request, WebSocket):
@@ -136,7 +137,7 @@ class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
         request: Request,
         request_adapter: AsyncHTTPRequestAdapter,
         sub_response: Response,
-        context: Context,
+        context: RequestContext,
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
@@ -177,7 +178,7 @@ class StorefrontGraphQLRouter(GraphQLRouter[Context, None]):
         response.headers.raw.extend(sub_response.headers.raw)
         return response
 
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         """Authenticate a WebSocket by its `connection_init` payload; reject a credential that cannot be trusted.
 
         A payload credential replaces what the upgrade request's headers gave. Without one, the headers'

@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 from starlette.types import Scope
-from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -148,23 +147,3 @@ def request_data_from(data: object) -> GraphQLRequestData:
         operation_name=_optional(data, "operationName", str, "a string"),
         extensions=_optional(data, "extensions", dict, "an object"),
     )
-
-
-class MarkExecutionStarted(SchemaExtension):
-    """Record on the context whether execution began; before that, a response carries no `data`.
-
-    Listed last among the schema's extensions, so an earlier one that answers instead of executing
-    (it sets `execution_context.result`) is seen here. Execution that graphql-core refused before
-    resolving any field (variables that do not coerce: no data, no error with a path) counts as
-    not started: to the GraphQL-over-HTTP spec, that is a request error like a validation error.
-    """
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context.context
-        if self.execution_context.result is None:
-            context.execution_started = True
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None) or []
-        if result is not None and result.data is None and errors and all(error.path is None for error in errors):
-            context.execution_started = False

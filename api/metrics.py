@@ -1,9 +1,9 @@
-"""Prometheus metrics: HTTP (prometheus-fastapi-instrumentator) plus GraphQL, pool, loaders and the loop.
+"""Prometheus at the edge: HTTP metrics (prometheus-fastapi-instrumentator), the pool and the loop, /metrics.
 
-Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py does): every worker writes its
-samples there and /metrics sums them, whichever worker answers. Labels stay low-cardinality: an
-operation is labelled by its name only if it is a plain identifier among the first
-MAX_OPERATION_NAMES seen, otherwise "other"; unnamed operations are "anonymous".
+The GraphQL layer's own series (operations, cost, limits, loaders) live in `schema.metrics`; they
+share the default registry, so /metrics serves them all. Under gunicorn, set
+PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py does): every worker writes its samples there and
+/metrics sums them, whichever worker answers.
 
 /metrics answers only peers in METRICS_ALLOWED_IPS (loopback in production); anyone else gets the
 404 of a route that does not exist.
@@ -11,7 +11,6 @@ MAX_OPERATION_NAMES seen, otherwise "other"; unnamed operations are "anonymous".
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import cache
@@ -19,58 +18,21 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Gauge
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as prometheus_metrics
 from prometheus_fastapi_instrumentator.metrics import Info
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-MAX_OPERATION_NAMES = 200
 LAG_SAMPLE_SECONDS = 0.5
-_OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_seen_names: set[str] = set()
 
-GRAPHQL_OPERATIONS = Counter(
-    "graphql_operations_total", "GraphQL operations by name, type and outcome.", ["operation", "type", "outcome"]
-)
-GRAPHQL_DURATION = Histogram(
-    "graphql_operation_duration_seconds",
-    "Time to execute a GraphQL operation.",
-    ["type"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-GRAPHQL_ERRORS = Counter("graphql_errors_total", "GraphQL errors by extensions.code.", ["code"])
-RATE_LIMIT_REFUSALS = Counter("rate_limit_refusals_total", "Requests refused by a rate limit.", ["limit"])
-RATE_LIMIT_STORAGE_ERRORS = Counter(
-    "rate_limit_storage_errors_total", "Rate-limit checks the store could not answer (Redis down).", ["limit"]
-)
-GRAPHQL_COST = Histogram(
-    "graphql_operation_cost", "Static cost of admitted operations.", buckets=(0, 1, 10, 50, 100, 500, 1000, 2500, 5000)
-)
-OPERATION_TIMEOUTS = Counter("graphql_operation_timeouts_total", "Operations cancelled at the wall-clock ceiling.")
 DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps.", multiprocess_mode="livesum")
 DB_POOL_CHECKED_OUT = Gauge("db_pool_checked_out", "Connections in use.", multiprocess_mode="livesum")
 DB_POOL_OVERFLOW = Gauge("db_pool_overflow", "Connections open beyond the pool size.", multiprocess_mode="livesum")
-DB_POOL_TIMEOUTS = Counter("db_pool_timeouts_total", "Requests that waited too long for a pooled connection.")
-LOADER_BATCH_SIZE = Histogram(
-    "dataloader_batch_size", "Keys per dataloader batch.", ["loader"], buckets=(1, 2, 5, 10, 20, 50, 100, 250)
-)
 EVENT_LOOP_LAG = Gauge(
     "event_loop_lag_seconds", "How late the event loop ran a timer, last sample.", multiprocess_mode="livemax"
 )
-
-
-def operation_label(name: str | None) -> str:
-    """Return the metric label of an operation name, keeping the label set small and safe."""
-    if not name:
-        return "anonymous"
-    if not _OPERATION_NAME.fullmatch(name):
-        return "other"
-    if name not in _seen_names and len(_seen_names) >= MAX_OPERATION_NAMES:
-        return "other"
-    _seen_names.add(name)
-    return name
 
 
 @cache

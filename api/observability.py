@@ -11,19 +11,14 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import SchemaExtension
 
-from api import metrics
-from api.errors import error_code
 from api.settings import Settings
-from domains.common.principal import Principal
 
 REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -110,15 +105,6 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
-def principal_label(principal: Principal) -> str:
-    """Name who is asking for logs: a user id or an API key's public prefix, never a secret."""
-    if principal.api_key_prefix is not None:
-        return f"api_key:{principal.api_key_prefix}"
-    if principal.user_id is not None:
-        return f"user:{principal.user_id}"
-    return "anonymous"
-
-
 def _state(scope: Scope) -> dict[str, Any]:
     state: dict[str, Any] = scope.setdefault("state", {})
     return state
@@ -165,7 +151,7 @@ class ExceptionMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.logger = structlog.get_logger("api.errors")
+        self.logger = structlog.get_logger("schema.extensions.errors")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,34 +174,3 @@ class ExceptionMiddleware:
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
-
-
-class OperationObserver(SchemaExtension):
-    """Name the GraphQL operation in the request's logs and count it in the metrics."""
-
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        context = self.execution_context.context
-        principal = getattr(context, "principal", None)
-        who = principal_label(principal) if isinstance(principal, Principal) else "anonymous"
-        structlog.contextvars.bind_contextvars(principal=who, operation_name=self.execution_context.operation_name)
-        yield
-        execution = self.execution_context
-        try:
-            operation_type = execution.operation_type.value
-        except Exception:  # no parsed document or no such operation: nothing to name
-            operation_type = "unknown"
-        result = execution.result
-        errors = (result.errors if result is not None else None) or execution.pre_execution_errors or []
-        codes = [error_code(error) for error in errors]
-        name = execution.operation_name
-        metrics.GRAPHQL_OPERATIONS.labels(
-            metrics.operation_label(name), operation_type, "error" if codes else "ok"
-        ).inc()
-        metrics.GRAPHQL_DURATION.labels(operation_type).observe(time.perf_counter() - started)
-        for code in codes:
-            metrics.GRAPHQL_ERRORS.labels(code).inc()
-        request = getattr(context, "request", None)
-        if request is not None:
-            # Read back by the access log, with the cost QueryLimits leaves beside it.
-            request.state.graphql = {"operation_name": name, "operation_type": operation_type, "principal": who}

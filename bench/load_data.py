@@ -1,6 +1,6 @@
 """The bench database: create, migrate with Alembic, seed the fixed data set, ANALYZE.
 
-The data set is `api.seed` at a fixed size (deterministic: a fixed random seed and natural
+The data set is `scripts.seed` at a fixed size (deterministic: a fixed random seed and natural
 keys). A completed load is marked with a comment on the database; a run that finds the
 marker, the migration head and the row counts in place skips the load. BENCH_RELOAD=1 forces it.
 """
@@ -18,9 +18,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.db import create_engine, create_sessionmaker
-from api.seed import DEMO_ACCOUNTS, SeedSize, seed
 from api.settings import Settings
 from bench.config import ROOT, BenchConfig
+from scripts.seed import DEMO_ACCOUNTS, SeedSize, seed
 
 SIZE = SeedSize(products=20_000, customers=10_000, reviews_per_customer=20)
 EXPECTED_PRODUCTS = SIZE.products

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from api.db import create_engine
 from api.settings import Settings
 from domains.common.base import UTCDateTime
-from schema.models import metadata
+from domains.tables import metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -20,20 +20,19 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api import metrics
-from api.auth.principal import RefuseUntrustedCredentials
-from api.errors import ErrorFormatter, log_unexpected, timeout_result
-from api.http import MarkExecutionStarted
-from api.observability import OperationObserver
-from api.query_limits import ErrorStatus, LimitedValidationCache, QueryLimits
-from api.settings import Settings
-from domains.orders.mutations import OrdersMutation
-from domains.orders.queries import OrdersQuery
-from domains.products.mutations import ProductsMutation
-from domains.products.queries import ProductsQuery
-from domains.users.mutations import UsersMutation
-from domains.users.queries import UsersQuery
-from schema.node import NodeQuery
+from schema import metrics
+from schema.context import Context
+from schema.extensions.credentials import RefuseUntrustedCredentials
+from schema.extensions.errors import ErrorFormatter, log_unexpected, timeout_result
+from schema.extensions.limits import ErrorStatus, LimitedValidationCache, QueryLimits
+from schema.extensions.observability import MarkExecutionStarted, OperationObserver
+from schema.orders.mutations import OrdersMutation
+from schema.orders.queries import OrdersQuery
+from schema.products.mutations import ProductsMutation
+from schema.products.queries import ProductsQuery
+from schema.relay.queries import NodeQuery
+from schema.users.mutations import UsersMutation
+from schema.users.queries import UsersQuery
 
 DOCUMENT_CACHE_SIZE = 512
 
@@ -96,7 +95,6 @@ class StorefrontSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """Run an operation under the wall-clock ceiling: past it, it is cancelled with its database work."""
-        settings = getattr(context_value, "settings", None)
         run = super().execute(
             query,
             variable_values,
@@ -106,14 +104,15 @@ class StorefrontSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
-        if not isinstance(settings, Settings):
+        if not isinstance(context_value, Context):
             return await run
+        ceiling = context_value.settings.operation_timeout_seconds
         try:
-            async with asyncio.timeout(settings.operation_timeout_seconds):
+            async with asyncio.timeout(ceiling):
                 return await run
         except TimeoutError:
             metrics.OPERATION_TIMEOUTS.inc()
-            return timeout_result(settings.operation_timeout_seconds, context_value)
+            return timeout_result(ceiling, context_value)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors (bad input, validation) are the client's business; only log ours.
@@ -141,6 +140,3 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
     return StorefrontSchema(
         query=Query, mutation=Mutation, extensions=extensions, config=StrawberryConfig(auto_camel_case=True)
     )
-
-
-schema = build_schema()

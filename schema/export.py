@@ -3,14 +3,14 @@
 import sys
 from pathlib import Path
 
-from schema import schema
+from schema import build_schema
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
 
 def render_sdl() -> str:
     """Return the schema's SDL exactly as it is committed."""
-    return schema.as_str() + "\n"
+    return build_schema().as_str() + "\n"
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from api.app import create_app
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
-from schema.models import metadata
+from domains.tables import metadata
 from tests.leftovers import leftovers, seconds_since_boot
 from tests.servers import ROOT, Uvicorn, running_uvicorn
 

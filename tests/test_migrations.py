@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.settings import Settings
-from schema.models import metadata
+from domains.tables import metadata
 from tests.conftest import recreate_postgres_database
 from tests.servers import ROOT
 

@@ -6,8 +6,10 @@ from graphql import (
     GraphQLScalarType,
 )
 
-from schema import schema
+from schema import build_schema
 from schema.export import SDL_PATH, render_sdl
+
+SCHEMA = build_schema()
 
 
 def test_committed_sdl_matches_the_code() -> None:
@@ -23,7 +25,7 @@ def test_committed_sdl_matches_the_code() -> None:
 
 def _missing_descriptions() -> list[str]:
     missing: list[str] = []
-    for name, graphql_type in schema._schema.type_map.items():
+    for name, graphql_type in SCHEMA._schema.type_map.items():
         if name.startswith("__"):
             continue
         if not graphql_type.description:
@@ -50,7 +52,7 @@ def test_every_type_field_argument_and_enum_value_has_a_description() -> None:
 
 def test_schema_exposes_the_contract_scalars() -> None:
     # when
-    type_map = schema._schema.type_map
+    type_map = SCHEMA._schema.type_map
 
     # then
     assert isinstance(type_map["Decimal"], GraphQLScalarType)

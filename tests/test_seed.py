@@ -1,10 +1,10 @@
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.seed import DEMO_PASSWORD, seed
 from domains.products.models import Category, Product, Review
 from domains.users.models import User
 from domains.users.passwords import verify_password
+from scripts.seed import DEMO_PASSWORD, seed
 
 
 async def _snapshot(session: AsyncSession) -> dict[str, object]:

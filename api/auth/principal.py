@@ -4,29 +4,25 @@ A missing credential gives the anonymous principal; one that cannot be trusted i
 UNAUTHENTICATED, never downgraded to anonymous.
 """
 
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, HTTPException, status
-from graphql import ExecutionResult, GraphQLError
 from starlette.requests import HTTPConnection
-from strawberry.extensions import SchemaExtension
 
 from api.auth.credentials import Credentials, read_http_credentials
-from api.db import RequestDb, get_request_db
+from api.dependencies import get_request_db
 from api.settings import Settings
 from domains.common.base import utcnow
-from domains.common.exceptions import UnauthenticatedError
+from domains.common.exceptions import FORBIDDEN_MESSAGE, SIGN_IN_REQUIRED, UnauthenticatedError
 from domains.common.principal import ANONYMOUS, Principal, Role
 from domains.users import service as users_service
-from domains.users.exceptions import SIGN_IN_REQUIRED
 from domains.users.tokens import SigningKeys, TokenIssuer
-
-FORBIDDEN_MESSAGE = "You do not have the role this needs."
+from schema.context import Authentication
+from schema.unit_of_work import RequestDb
 
 
 def _signing_keys(settings: Settings) -> SigningKeys:
@@ -84,14 +80,6 @@ async def authenticate(connection: HTTPConnection, db: RequestDb, credentials: C
     return found.principal
 
 
-@dataclass(frozen=True, slots=True)
-class Authentication:
-    """The outcome of authenticating a request: a principal, or the reason its credential was refused."""
-
-    principal: Principal
-    refusal: UnauthenticatedError | None = None
-
-
 async def get_authentication(
     connection: HTTPConnection, db: Annotated[RequestDb, Depends(get_request_db)]
 ) -> Authentication:
@@ -122,15 +110,3 @@ def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
-
-
-class RefuseUntrustedCredentials(SchemaExtension):
-    """Stop an operation whose request carried a credential that cannot be trusted: UNAUTHENTICATED, no data."""
-
-    def on_execute(self) -> Iterator[None]:
-        refusal = getattr(self.execution_context.context, "refusal", None)
-        if refusal is not None:
-            self.execution_context.result = ExecutionResult(
-                data=None, errors=[GraphQLError(refusal.message, original_error=refusal)]
-            )
-        yield

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
+SIGN_IN_REQUIRED = "Sign in to do this."
+FORBIDDEN_MESSAGE = "You do not have the role this needs."
+
 
 class ClientError(Exception):
     """A request-level error whose message is safe to show; carries a GraphQL error code."""

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 from domains.common.exceptions import DomainError, ErrorCode, FieldProblem, NotFoundError
 
-SIGN_IN_REQUIRED = "Sign in to do this."
 NOT_YOUR_REVIEW = "Only the review's author or staff can delete it."
 NO_SUCH_CATEGORY = "No such category."
 NO_SUCH_PRODUCT = "No such product."

@@ -74,6 +74,7 @@ REVIEW_SORT_KEYS = {
     ReviewSortField.CREATED_AT: SortKey("CREATED_AT", Review.created_at, "datetime"),
     ReviewSortField.RATING: SortKey("RATING", Review.rating, "int"),
 }
+NEWEST_REVIEWS_FIRST = Ordering(REVIEW_SORT_KEYS[ReviewSortField.CREATED_AT], descending=True)
 CATEGORY_ORDERING = Ordering(SortKey("NAME", Category.name, "str"), descending=False)
 MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer
 

@@ -14,7 +14,14 @@ from typing import Any, TypedDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domains.common.exceptions import ErrorCode, FieldProblem, ForbiddenError, InvalidInputError, UnauthenticatedError
+from domains.common.exceptions import (
+    SIGN_IN_REQUIRED,
+    ErrorCode,
+    FieldProblem,
+    ForbiddenError,
+    InvalidInputError,
+    UnauthenticatedError,
+)
 from domains.common.ids import encode_global_id
 from domains.common.outbox import record_event
 from domains.common.principal import Principal
@@ -22,7 +29,6 @@ from domains.products import repository as products_repository
 from domains.products.exceptions import (
     NO_SUCH_PRODUCT,
     NOT_YOUR_REVIEW,
-    SIGN_IN_REQUIRED,
     CategoryInUseError,
     CategoryNotFoundError,
     InsufficientStockError,

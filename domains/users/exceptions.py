@@ -6,7 +6,6 @@ INVALID_CREDENTIALS = "The e-mail address or the password is wrong."
 INVALID_SESSION = "The refresh token is invalid, expired or revoked; sign in again."
 INVALID_ACCESS_TOKEN = "The access token is invalid or expired; sign in again or refresh it."  # noqa: S105 - a message, not a token
 INVALID_API_KEY = "The API key is invalid, expired or revoked."
-SIGN_IN_REQUIRED = "Sign in to do this."
 
 
 class EmailTakenError(DomainError):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.exceptions import (
+    SIGN_IN_REQUIRED,
     DomainError,
     ErrorCode,
     FieldProblem,
@@ -26,7 +27,6 @@ from domains.users.exceptions import (
     INVALID_API_KEY,
     INVALID_CREDENTIALS,
     INVALID_SESSION,
-    SIGN_IN_REQUIRED,
     CannotRemoveOwnAdminError,
     EmailTakenError,
     InvalidCredentialsError,

@@ -13,8 +13,8 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
-from api.limits import client_network
 from api.settings import Settings
+from schema.rate_limits import client_network
 from tests.auth import bearer
 from tests.factories import create_user
 from tests.graphql import error_codes, post

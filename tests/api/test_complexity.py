@@ -6,7 +6,9 @@ import pytest
 from graphql import get_introspection_query, parse
 from graphql.execution.values import get_variable_values
 
-from api.complexity import (
+from domains.common.exceptions import BadUserInputError
+from schema import build_schema
+from schema.extensions.complexity import (
     Limits,
     PageSizeError,
     QueryTooComplexError,
@@ -15,8 +17,8 @@ from api.complexity import (
     measure_cost,
     measure_structure,
 )
-from domains.common.exceptions import BadUserInputError
-from schema import schema
+
+SCHEMA = build_schema()
 
 LIMITS = Limits()
 
@@ -25,9 +27,9 @@ def _cost(document: str, variables: dict[str, Any] | None = None, limits: Limits
     parsed = parse(document)
     operation = find_operation(parsed, None)
     assert operation is not None
-    coerced = get_variable_values(schema._schema, operation.variable_definitions or (), variables or {})
+    coerced = get_variable_values(SCHEMA._schema, operation.variable_definitions or (), variables or {})
     assert not isinstance(coerced, list), coerced
-    return measure_cost(schema._schema, parsed, operation, coerced, limits)
+    return measure_cost(SCHEMA._schema, parsed, operation, coerced, limits)
 
 
 def _structure(document: str, limits: Limits = LIMITS) -> tuple[int, int]:

@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
-from api.db import RequestDb, create_engine, create_sessionmaker
+from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from domains.products.models import Category
+from schema.unit_of_work import RequestDb
 
 
 @pytest.fixture

@@ -1,0 +1,87 @@
+"""The typed per-request GraphQL context: who asks, their unit of work and loaders, the limits they spend."""
+
+from dataclasses import dataclass
+from typing import Self
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from domains.common.exceptions import UnauthenticatedError
+from domains.common.principal import Principal
+from domains.users.tokens import TokenIssuer
+from schema.orders.loaders import OrdersLoaders
+from schema.products.loaders import ProductsLoaders
+from schema.rate_limits import RateLimits
+from schema.settings import SchemaSettings
+from schema.unit_of_work import RequestDb
+from schema.users.loaders import UsersLoaders
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """The outcome of authenticating a request: a principal, or the reason its credential was refused."""
+
+    principal: Principal
+    refusal: UnauthenticatedError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Loaders:
+    orders: OrdersLoaders
+    products: ProductsLoaders
+    users: UsersLoaders
+
+    @classmethod
+    def create(cls, db: RequestDb, principal: Principal) -> Self:
+        """Build the request's loaders; never share them between requests."""
+        users = UsersLoaders.create(db, principal)
+        return cls(
+            orders=OrdersLoaders.create(db, principal),
+            products=ProductsLoaders.create(db, principal, users.user_by_id),
+            users=users,
+        )
+
+
+class Context:
+    """What every resolver and extension is handed; the edge fills in `request` and `response`.
+
+    Plain on purpose: the edge subclasses it with Strawberry's FastAPI `BaseContext`, so this layer
+    imports nothing of FastAPI.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: RequestDb,
+        authentication: Authentication,
+        settings: SchemaSettings,
+        request_id: str,
+        client_ip: str,
+        token_issuer: TokenIssuer,
+        rate_limits: RateLimits,
+    ) -> None:
+        super().__init__()
+        self.request: Request | WebSocket | None = None
+        self.response: Response | None = None
+        self.db = db
+        self.settings = settings
+        self.request_id = request_id
+        self.client_ip = client_ip
+        self.token_issuer = token_issuer
+        self.rate_limits = rate_limits
+        # Set by schema.extensions.observability.MarkExecutionStarted; until then an HTTP answer
+        # carries no `data` (GraphQL over HTTP).
+        self.execution_started = False
+        self.authenticate_as(authentication)
+
+    def authenticate_as(self, authentication: Authentication) -> None:
+        """Set who is asking (a WebSocket learns it from `connection_init`); loaders are rebuilt for them."""
+        self.principal: Principal = authentication.principal
+        # A refused credential stops every operation of this request with UNAUTHENTICATED.
+        self.refusal: UnauthenticatedError | None = authentication.refusal
+        self.loaders = Loaders.create(self.db, self.principal)
+
+
+Info = strawberry.Info[Context, None]

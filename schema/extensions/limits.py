@@ -1,0 +1,205 @@
+"""The GraphQL side of the limits: refuse too-large operations before any resolver runs, charge the budget.
+
+Order of one operation:
+1. parse, with the token limit enforced by the parser itself (a huge document is never fully parsed);
+2. depth and aliases, on the parsed document, before validation (so validation's own work is bounded);
+3. validation (cached), with graphql-core's introspection depth rule;
+4. before execution: unstorable strings, variables coerced, page sizes and the static cost;
+5. the client's budget is charged the cost (HTTP 429 once it is spent);
+6. execution, under the wall-clock ceiling (StorefrontSchema in schema/__init__.py).
+Every response reports `extensions.cost {requested, remaining, resetAt}`.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from graphql import ExecutionResult, GraphQLError
+from graphql.execution.values import get_variable_values
+from starlette.responses import Response
+from strawberry.extensions import SchemaExtension, ValidationCache
+
+from domains.common.exceptions import ClientError, RateLimitedError
+from domains.common.principal import Principal
+from schema import metrics
+from schema.context import Context
+from schema.extensions.complexity import (
+    Limits,
+    QueryTooComplexError,
+    check_storable_strings,
+    find_operation,
+    measure_cost,
+    measure_structure,
+)
+from schema.rate_limits import LimitStoreUnavailableError, Window, client_network
+from schema.settings import SchemaSettings
+
+BUDGET_SPENT = "The cost budget of this client is spent until {reset}; see extensions.cost."
+
+
+def limits_from(settings: SchemaSettings) -> Limits:
+    """Build the operation limits these settings describe."""
+    defaults = Limits()
+    return Limits(
+        max_depth=settings.query_max_depth,
+        max_aliases=settings.query_max_aliases,
+        max_repeats=settings.query_max_field_repeats,
+        max_cost=settings.query_max_cost,
+        max_page_size=settings.query_max_page_size,
+        mutation_cost=settings.query_mutation_cost,
+        weights={**defaults.weights, **settings.query_cost_weights},
+    )
+
+
+def budget_client(principal: Principal, client_ip: str) -> str:
+    """Name whose budget an operation spends: an API key, a user, or the client IP when anonymous."""
+    if principal.api_key_prefix is not None:
+        return f"key:{principal.api_key_prefix}"
+    if principal.user_id is not None:
+        return f"user:{principal.user_id}"
+    return f"ip:{client_network(client_ip)}"
+
+
+def _iso(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+
+
+def _error(exc: ClientError) -> GraphQLError:
+    nodes = getattr(exc, "nodes", None)
+    return GraphQLError(exc.message, nodes=nodes, original_error=exc, extensions=getattr(exc, "extensions", None))
+
+
+class QueryLimits(SchemaExtension):
+    """Enforce SPEC §5 on every operation and report its cost; see the module docstring for the order."""
+
+    def __init__(self) -> None:
+        self.requested = 0
+        self.window: Window | None = None
+        self._limits: Limits | None = None
+
+    def _limits_for(self, settings: SchemaSettings) -> Limits:
+        # Built once per operation: both the structural check and the cost check read it.
+        if self._limits is None:
+            self._limits = limits_from(settings)
+        return self._limits
+
+    def on_operation(self) -> Iterator[None]:
+        settings = self._settings()
+        if settings is not None:
+            # The parser stops at the limit: tokens, and comments (which it would otherwise read all of).
+            # Strawberry's ParseOptions type names only max_tokens; graphql-core's parse() takes these.
+            options = cast(dict[str, Any], self.execution_context.parse_options)
+            options["max_lexical_tokens"] = options["max_comments"] = settings.query_max_tokens
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        execution = self.execution_context
+        settings = self._settings()
+        if settings is not None and execution.graphql_document is not None:
+            try:
+                measure_structure(execution.graphql_document, execution.operation_name, self._limits_for(settings))
+            except QueryTooComplexError as exc:
+                execution.pre_execution_errors = [_error(exc)]
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        if execution.result is None and self._settings() is not None:
+            error = await self._admit()
+            if error is not None:
+                execution.result = ExecutionResult(data=None, errors=[error])
+        yield
+
+    async def _admit(self) -> GraphQLError | None:
+        execution = self.execution_context
+        context = execution.context
+        document = execution.graphql_document
+        operation = find_operation(document, execution.operation_name) if document else None
+        if document is None or operation is None:
+            return None
+        try:
+            check_storable_strings(document, execution.variables)
+            coerced = get_variable_values(
+                execution.schema._schema, operation.variable_definitions or (), execution.variables or {}, max_errors=10
+            )
+            if isinstance(coerced, list):
+                return None  # execution reports the bad variables, before any resolver runs
+            limits = self._limits_for(context.settings)
+            self.requested = measure_cost(execution.schema._schema, document, operation, coerced, limits)
+            if self.requested > limits.max_cost:
+                raise QueryTooComplexError("cost", self.requested, limits.max_cost)
+            self.window = await context.rate_limits.spend_cost(self._client(), self.requested)
+        except ClientError as exc:
+            return _error(exc)
+        if not self.window.allowed:
+            reset = _iso(self.window.reset_at)
+            return _error(RateLimitedError(BUDGET_SPENT.format(reset=reset), retry_after=self.window.retry_after()))
+        metrics.GRAPHQL_COST.observe(self.requested)
+        return None
+
+    async def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        if self._settings() is None:
+            return {}
+        if self.window is None:
+            try:
+                self.window = await context.rate_limits.spend_cost(self._client(), 0)
+            except LimitStoreUnavailableError:
+                self.window = Window(context.rate_limits.cost_budget.amount, None, None)
+        self._set_headers(self.window)
+        window = self.window
+        report = {"requested": self.requested, "remaining": window.remaining, "resetAt": _iso(window.reset_at)}
+        request = getattr(context, "request", None)
+        if request is not None:
+            request.state.graphql_cost = self.requested  # read by the access log line
+        return {"cost": report}
+
+    def _set_headers(self, window: Window) -> None:
+        response = getattr(self.execution_context.context, "response", None)
+        if not isinstance(response, Response):
+            return
+        response.headers["RateLimit-Limit"] = str(window.limit)
+        budget_window = int(self.execution_context.context.rate_limits.cost_budget.get_expiry())
+        response.headers["RateLimit-Policy"] = f"{window.limit};w={budget_window}"
+        if window.remaining is not None and window.reset_at is not None:
+            response.headers["RateLimit-Remaining"] = str(window.remaining)
+            response.headers["RateLimit-Reset"] = str(window.retry_after())
+
+    def _client(self) -> str:
+        context = self.execution_context.context
+        return budget_client(context.principal, context.client_ip)
+
+    def _settings(self) -> SchemaSettings | None:
+        # Schema-level tests may execute without our context; limits need its settings and stores.
+        context = self.execution_context.context
+        return context.settings if isinstance(context, Context) else None
+
+
+class LimitedValidationCache(ValidationCache):
+    """ValidationCache that does not validate a document the limits already refused."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors:
+            yield
+            return
+        yield from super().on_validate()
+
+
+class ErrorStatus(SchemaExtension):
+    """Give refusals their HTTP status: 429 (rate limited) or 503 (limits store down), with `Retry-After`."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        response = getattr(self.execution_context.context, "response", None)
+        if result is None or not result.errors or not isinstance(response, Response):
+            return
+        originals = [error.original_error for error in result.errors]
+        unavailable = [e for e in originals if isinstance(e, LimitStoreUnavailableError)]
+        limited = [e for e in originals if isinstance(e, RateLimitedError)]
+        if unavailable:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(unavailable[0].retry_after)
+        elif limited:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(max(refusal.retry_after for refusal in limited))

@@ -1,0 +1,119 @@
+"""Generic per-request batch loaders; each domain names its own subclasses in `loaders.py`.
+
+Each batch takes the request session once (`RequestDb.read()`), so a field selected on N
+parents costs one statement, not N.
+"""
+
+from asyncio import Future
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, Generic, TypeAlias, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domains.common.keyset import Ordering, Page, PageRequest, to_page
+from schema import metrics
+from schema.unit_of_work import RequestDb
+
+K = TypeVar("K", bound=Hashable)
+RowT = TypeVar("RowT")
+V = TypeVar("V")
+R = TypeVar("R")
+AwaitableOrValue: TypeAlias = R | Awaitable[R]
+
+FetchRows = Callable[[AsyncSession, Sequence[K]], Awaitable[Sequence[RowT]]]
+FetchChildren = Callable[[AsyncSession, Sequence[int], Ordering, PageRequest], Awaitable[dict[int, list[RowT]]]]
+FetchCounts = Callable[[AsyncSession, Sequence[int]], Awaitable[dict[int, int]]]
+
+
+class RowByKeyLoader(DataLoader[K, RowT | None], Generic[K, RowT]):
+    """Load rows by a unique key; a missing (or invisible) row loads as None."""
+
+    def __init__(self, db: RequestDb, fetch: FetchRows[K, RowT], key_of: Callable[[RowT], K]) -> None:
+        super().__init__()
+        self._db = db
+        self._fetch = fetch
+        self._key_of = key_of
+
+    async def batch_load_fn(self, keys: list[K]) -> list[RowT | None]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
+        async with self._db.read() as session:
+            rows = await self._fetch(session, keys)
+        by_key = {self._key_of(row): row for row in rows}
+        return [by_key.get(key) for key in keys]
+
+
+class ChildrenByParentLoader(DataLoader[int, list[RowT]], Generic[RowT]):
+    """Load every child row of each parent (for short, bounded lists)."""
+
+    def __init__(
+        self, db: RequestDb, fetch: Callable[[AsyncSession, Sequence[int]], Awaitable[dict[int, list[RowT]]]]
+    ) -> None:
+        super().__init__()
+        self._db = db
+        self._fetch = fetch
+
+    async def batch_load_fn(self, keys: list[int]) -> list[list[RowT]]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
+        async with self._db.read() as session:
+            by_parent = await self._fetch(session, keys)
+        return [by_parent.get(key, []) for key in keys]
+
+
+PageKey = tuple[int, Ordering, PageRequest]
+
+
+class PageByParentLoader(DataLoader[PageKey, Page[RowT]], Generic[RowT]):
+    """Load one keyset page of children per parent; parents asking the same page share a statement."""
+
+    def __init__(
+        self, db: RequestDb, fetch: FetchChildren[RowT], key_of: Callable[[Ordering], Callable[[Any], tuple[Any, int]]]
+    ) -> None:
+        super().__init__()
+        self._db = db
+        self._fetch = fetch
+        self._key_of = key_of
+
+    async def batch_load_fn(self, keys: list[PageKey]) -> list[Page[RowT]]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
+        groups: dict[tuple[Ordering, PageRequest], list[int]] = defaultdict(list)
+        for parent_id, ordering, page in keys:
+            groups[ordering, page].append(parent_id)
+        pages: dict[PageKey, Page[RowT]] = {}
+        async with self._db.read() as session:
+            for (ordering, page), parent_ids in groups.items():
+                rows = await self._fetch(session, parent_ids, ordering, page)
+                key_of = self._key_of(ordering)
+                for parent_id in parent_ids:
+                    pages[parent_id, ordering, page] = to_page(rows.get(parent_id, []), ordering, page, key_of)
+        return [pages[key] for key in keys]
+
+
+class CountByParentLoader(DataLoader[int, int]):
+    """Count the children of each parent in one grouped statement."""
+
+    def __init__(self, db: RequestDb, fetch: FetchCounts) -> None:
+        super().__init__()
+        self._db = db
+        self._fetch = fetch
+
+    async def batch_load_fn(self, keys: list[int]) -> list[int]:
+        metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
+        async with self._db.read() as session:
+            counts = await self._fetch(session, keys)
+        return [counts.get(key, 0) for key in keys]
+
+
+def then(future: "Future[V]", convert: Callable[[V], R]) -> AwaitableOrValue[R]:
+    """Convert a loader's value now when it has arrived (a prefetch), or once it does.
+
+    Returning a plain value keeps graphql-core on its synchronous path for this field.
+    """
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return convert(future.result())
+
+    async def later() -> R:
+        return convert(await future)
+
+    return later()

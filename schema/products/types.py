@@ -1,0 +1,225 @@
+"""GraphQL types of the catalog: Category, Product, Review."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Optional, Self
+
+import strawberry
+
+from domains.common.keyset import Page, page_request
+from domains.products import models
+from domains.products import repository as products_repository
+from schema.context import Info
+from schema.loaders import AwaitableOrValue, then
+from schema.lookahead import connection_nodes, selections
+from schema.products.inputs import DEFAULT_PRODUCT_ORDER, ProductFilter, ProductOrder, ReviewOrder, review_page
+from schema.products.prefetch import prefetch_products
+from schema.relay.connection import After, Before, Connection, First, Last
+from schema.relay.node import Node
+from schema.scalars import Money
+from schema.users import types as users_types
+
+if TYPE_CHECKING:
+    from schema.users.types import User
+
+UserRef = Annotated["User", strawberry.lazy("schema.users.types")]
+
+
+@strawberry.type(description="A node of the category tree. Public.")
+class Category(Node):
+    NODE_TYPE = "Category"
+
+    pk: strawberry.Private[int]
+    name: str = strawberry.field(description="Display name.")
+    slug: str = strawberry.field(description="URL-safe unique name.")
+    description: str = strawberry.field(description="Longer text; may be empty.")
+    parent_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, row: models.CategoryView) -> Self:
+        return cls(
+            id=cls.global_id(row.id),
+            pk=row.id,
+            name=row.name,
+            slug=row.slug,
+            description=row.description,
+            parent_id=row.parent_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.products.category_by_id.load_many(pks)
+        return [cls.from_optional(row) for row in rows]
+
+    @strawberry.field(
+        description="The enclosing category; null for a top-level category.", graphql_type=Optional["Category"]
+    )
+    def parent(self, info: Info) -> AwaitableOrValue["Category | None"]:
+        if self.parent_id is None:
+            return None
+        return then(info.context.loaders.products.category_by_id.load(self.parent_id), Category.from_optional)
+
+    @strawberry.field(description="The direct subcategories, by name.")
+    async def children(self, info: Info) -> list["Category"]:
+        rows = await info.context.loaders.products.categories_by_parent_id.load(self.pk)
+        return [Category.from_model(row) for row in rows]
+
+    @strawberry.field(
+        description="Products of this category (not of its subcategories); same filter and order as `products`."
+    )
+    async def products(
+        self,
+        info: Info,
+        filter: Annotated[
+            ProductFilter | None, strawberry.argument(description="Conditions; its `categoryId` is ignored here.")
+        ] = None,
+        order_by: Annotated[
+            ProductOrder | None, strawberry.argument(description="Sort order; default newest first.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection["Product"]:
+        where = (filter or ProductFilter()).to_filter(category_id=self.pk)
+        return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
+
+
+@strawberry.type(description="Review statistics of a product.")
+class ProductRating:
+    average: float | None = strawberry.field(description="Mean rating from 1 to 5; null when there are no reviews.")
+    count: int = strawberry.field(description="Number of reviews.")
+
+
+@strawberry.type(description="Something the store sells. Unpublished products are visible to staff only.")
+class Product(Node):
+    NODE_TYPE = "Product"
+
+    pk: strawberry.Private[int]
+    sku: str = strawberry.field(description="Stock-keeping unit, unique.")
+    name: str = strawberry.field(description="Display name.")
+    slug: str = strawberry.field(description="URL-safe unique name.")
+    description: str = strawberry.field(description="Longer text; may be empty.")
+    price: Money = strawberry.field(description="Current unit price.")
+    in_stock: bool = strawberry.field(description="Whether at least one unit can be ordered.")
+    rating: ProductRating = strawberry.field(description="Review statistics.")
+    created_at: datetime = strawberry.field(description="When the product was added.")
+    updated_at: datetime = strawberry.field(description="When the product last changed.")
+    category_id: strawberry.Private[int | None]
+    stock: int | None = strawberry.field(description="Units in stock. Staff only; null for everyone else.")
+
+    @classmethod
+    def from_model(cls, row: models.ProductView) -> Self:
+        return cls(
+            id=cls.global_id(row.id),
+            pk=row.id,
+            sku=row.sku,
+            name=row.name,
+            slug=row.slug,
+            description=row.description,
+            price=Money(amount=row.price, currency=row.currency),
+            in_stock=row.in_stock,
+            rating=ProductRating(
+                average=float(row.rating_average) if row.rating_count else None, count=row.rating_count
+            ),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            category_id=row.category_id,
+            stock=row.stock,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.products.product_by_id.load_many(pks)
+        return [cls.from_optional(row) for row in rows]
+
+    @classmethod
+    async def list_connection(
+        cls,
+        info: Info,
+        where: products_repository.ProductFilter,
+        order_by: ProductOrder | None,
+        **pagination: int | str | None,
+    ) -> Connection["Product"]:
+        ordering = order_by.to_ordering() if order_by else DEFAULT_PRODUCT_ORDER
+        page = page_request(ordering, **pagination)  # type: ignore[arg-type]
+        db, principal = info.context.db, info.context.principal
+        async with db.read() as session:
+            rows = await products_repository.list_products(session, principal, where, ordering, page)
+        await prefetch_products(info, rows.rows, connection_nodes(selections(info)))
+
+        async def count() -> int:
+            async with db.read() as session:
+                return await products_repository.count_products(session, principal, where)
+
+        return Connection.from_page(rows, cls.from_model, count)
+
+    @strawberry.field(description="The product's category; null when uncategorised.", graphql_type=Category | None)
+    def category(self, info: Info) -> AwaitableOrValue[Category | None]:
+        if self.category_id is None:
+            return None
+        return then(info.context.loaders.products.category_by_id.load(self.category_id), Category.from_optional)
+
+    @strawberry.field(
+        description="Reviews of this product; newest first unless ordered otherwise.",
+        graphql_type=Connection["Review"],
+    )
+    def reviews(
+        self,
+        info: Info,
+        order_by: Annotated[
+            ReviewOrder | None, strawberry.argument(description="Sort order; default newest first.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> AwaitableOrValue[Connection["Review"]]:
+        ordering, page = review_page(order_by, first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders.products
+
+        def connection(rows: Page[models.ReviewView]) -> Connection[Review]:
+            return Connection.from_page(
+                rows, Review.from_model, lambda: loaders.review_count_by_product_id.load(self.pk)
+            )
+
+        return then(loaders.reviews_by_product_id.load((self.pk, ordering, page)), connection)
+
+
+@strawberry.type(description="A customer's rating and opinion of a product; one per customer and product. Public.")
+class Review(Node):
+    NODE_TYPE = "Review"
+
+    pk: strawberry.Private[int]
+    rating: int = strawberry.field(description="From 1 (worst) to 5 (best).")
+    title: str = strawberry.field(description="Headline; may be empty.")
+    body: str = strawberry.field(description="Text of the review; may be empty.")
+    created_at: datetime = strawberry.field(description="When the review was written.")
+    product_id: strawberry.Private[int]
+    user_id: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, row: models.ReviewView) -> Self:
+        return cls(
+            id=cls.global_id(row.id),
+            pk=row.id,
+            rating=row.rating,
+            title=row.title,
+            body=row.body,
+            created_at=row.created_at,
+            product_id=row.product_id,
+            user_id=row.user_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, info: Info, pks: Sequence[int]) -> list[Self | None]:
+        rows = await info.context.loaders.products.review_by_id.load_many(pks)
+        return [cls.from_optional(row) for row in rows]
+
+    @strawberry.field(description="Who wrote the review.", graphql_type=UserRef)
+    def author(self, info: Info) -> AwaitableOrValue["User"]:
+        return then(info.context.loaders.users.user_by_id.load(self.user_id), users_types.User.from_required)
+
+    @strawberry.field(description="The reviewed product.", graphql_type=Product)
+    def product(self, info: Info) -> AwaitableOrValue[Product]:
+        return then(info.context.loaders.products.product_by_id.load(self.product_id), Product.from_required)

@@ -1,0 +1,68 @@
+"""The one generic keyset Relay connection every list field returns."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Generic, Self, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from domains.common.keyset import Page
+from schema.relay.node import Node
+
+RowT = TypeVar("RowT")
+NodeType = TypeVar("NodeType", bound=Node)
+
+First = Annotated[
+    int | None,
+    strawberry.argument(description="Return the first n items after `after` (0–100, default 20)."),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(description="Return items after this cursor (from `pageInfo.endCursor` or an edge)."),
+]
+Last = Annotated[
+    int | None,
+    strawberry.argument(description="Return the last n items before `before` (0–100); not with `first`."),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(description="Return items before this cursor (from `pageInfo.startCursor` or an edge)."),
+]
+
+
+@strawberry.type(name="Edge", description="One item of a page, with the cursor of its position.")
+class Edge(Generic[NodeType]):
+    cursor: str = strawberry.field(description="Opaque position; pass it as `after` or `before`.")
+    node: NodeType = strawberry.field(description="The item.")
+
+
+@strawberry.type(name="Connection", description="A page of a list, with cursors to move to the next or previous page.")
+class Connection(Generic[NodeType]):
+    page_info: relay.PageInfo = strawberry.field(description="Where this page lies in the whole list.")
+    edges: list[Edge[NodeType]] = strawberry.field(description="The items of this page, with their cursors.")
+    count_total: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The items of this page, without their cursors.")
+    def nodes(self) -> list[NodeType]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many items the whole list holds; counted only when selected.")
+    async def total_count(self) -> int:
+        return await self.count_total()
+
+    @classmethod
+    def from_page(
+        cls,
+        page: Page[RowT],
+        to_node: Callable[[RowT], NodeType],
+        count_total: Callable[[], Awaitable[int]],
+    ) -> Self:
+        """Wrap a keyset page of rows as a connection of GraphQL nodes."""
+        edges = [Edge(cursor=cursor, node=to_node(row)) for row, cursor in zip(page.rows, page.cursors, strict=True)]
+        page_info = relay.PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        )
+        return cls(page_info=page_info, edges=edges, count_total=count_total)
