@@ -1,7 +1,13 @@
-"""Who is asking: the authenticated subject of a request, free of any HTTP or GraphQL type."""
+"""Who is asking: the authenticated subject of a request, free of any HTTP or GraphQL type.
+
+Services check it themselves (`require_role`, `require_user`), whoever calls them: a GraphQL field
+(whose permission classes are the first, declarative line), a background task or a script.
+"""
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from domains.common.exceptions import FORBIDDEN_MESSAGE, SIGN_IN_REQUIRED, ForbiddenError, UnauthenticatedError
 
 
 class Role(StrEnum):
@@ -53,3 +59,18 @@ class Principal:
 
 
 ANONYMOUS = Principal()
+
+
+def require_user(principal: Principal) -> int:
+    """Return the id of the signed-in user (or the user an API key acts for); refuse anonymous callers."""
+    if principal.user_id is None:
+        raise UnauthenticatedError(SIGN_IN_REQUIRED)
+    return principal.user_id
+
+
+def require_role(principal: Principal, role: Role) -> int:
+    """Return the caller's user id when they hold `role`; UNAUTHENTICATED when anonymous, FORBIDDEN otherwise."""
+    user_id = require_user(principal)
+    if not principal.has_role(role):
+        raise ForbiddenError(f"{FORBIDDEN_MESSAGE} ({role})")
+    return user_id
