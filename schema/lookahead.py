@@ -9,13 +9,15 @@ resolver whose key was not prefetched loads it through the same loader, as befor
 """
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from strawberry.types.nodes import SelectedField, Selection
 
-from schema.context import Info
+if TYPE_CHECKING:
+    from schema.context import Info
 
 
-def selections(info: Info) -> list[Selection]:
+def selections(info: "Info") -> list[Selection]:
     """Return what the query selects on the current field's value."""
     return [selection for field in info.selected_fields for selection in field.selections]
 

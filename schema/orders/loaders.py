@@ -1,8 +1,11 @@
-"""Per-request loaders of orders; each sees only the orders the principal may see."""
+"""Per-request loaders of orders, and the relations that go through them (see schema/relations.py).
+
+Each loader sees only the orders the principal may see.
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,8 +13,15 @@ from domains.common.keyset import Ordering, PageRequest, attribute_key
 from domains.common.principal import Principal
 from domains.orders import models
 from domains.orders import repository as orders_repository
+from domains.products import models as products_models
+from domains.users.models import UserView
 from schema.loaders import ChildrenByParentLoader, CountByParentLoader, PageByParentLoader, RowByKeyLoader
+from schema.products.loaders import PRODUCT_CATEGORY
+from schema.relations import PageOf, ToMany, ToOne, in_order
 from schema.unit_of_work import RequestDb
+
+if TYPE_CHECKING:
+    from schema.context import Loaders
 
 
 class OrderByIdLoader(RowByKeyLoader[int, models.OrderView]):
@@ -71,3 +81,31 @@ class OrdersLoaders:
             orders_by_customer_id=OrdersByCustomerIdLoader(db, orders_of_customers, attribute_key),
             order_count_by_customer_id=OrderCountByCustomerIdLoader(db, order_counts),
         )
+
+
+def _loaders(loaders: "Loaders") -> OrdersLoaders:
+    return loaders.orders
+
+
+ITEM_PRODUCT: ToOne[models.OrderItemView, products_models.ProductView] = ToOne(
+    field="product",
+    loader=lambda loaders: loaders.products.product_by_id,
+    key_of=lambda row: row.product_id,
+    below=(PRODUCT_CATEGORY,),
+)
+ORDER_ITEMS: ToMany[models.OrderView, models.OrderItemView] = ToMany(
+    field="items", loader=lambda loaders: _loaders(loaders).items_by_order_id, key_of=_id, below=(ITEM_PRODUCT,)
+)
+ORDER_CUSTOMER: ToOne[models.OrderView, UserView] = ToOne(
+    field="customer", loader=lambda loaders: loaders.users.user_by_id, key_of=lambda row: row.customer_id
+)
+CUSTOMER_ORDERS: PageOf[UserView, models.OrderView] = PageOf(
+    field="orders",
+    pages=lambda loaders: _loaders(loaders).orders_by_customer_id,
+    counts=lambda loaders: _loaders(loaders).order_count_by_customer_id,
+    key_of=lambda row: row.id,
+    page_of=in_order(orders_repository.ORDER_ORDERING),
+    below=(ORDER_ITEMS, ORDER_CUSTOMER),
+)
+# What a page of orders can warm for the query below it.
+ORDER_RELATIONS = (ORDER_ITEMS, ORDER_CUSTOMER)

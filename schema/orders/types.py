@@ -9,6 +9,8 @@ import strawberry
 from domains.orders import models
 from schema.context import Info
 from schema.enums import described_enum
+from schema.loaders import AwaitableOrValue
+from schema.orders.loaders import ITEM_PRODUCT, ORDER_CUSTOMER, ORDER_ITEMS
 from schema.products import types as products_types
 from schema.relay.node import Node
 from schema.scalars import Money
@@ -61,10 +63,12 @@ class OrderItem(Node):
         rows = await info.context.loaders.orders.order_item_by_id.load_many(pks)
         return [cls.from_optional(row) for row in rows]
 
-    @strawberry.field(description="The product ordered; null if it is no longer visible to you (e.g. unpublished).")
-    async def product(self, info: Info) -> ProductRef | None:
-        row = await info.context.loaders.products.product_by_id.load(self.product_id)
-        return products_types.Product.from_optional(row)
+    @strawberry.field(
+        description="The product ordered; null if it is no longer visible to you (e.g. unpublished).",
+        graphql_type=ProductRef | None,
+    )
+    def product(self, info: Info) -> AwaitableOrValue["Product | None"]:
+        return ITEM_PRODUCT.resolve(info.context.loaders, self.product_id, products_types.Product.from_optional)
 
 
 @strawberry.type(description="A customer's order. Visible to that customer and to staff.")
@@ -97,12 +101,10 @@ class Order(Node):
         rows = await info.context.loaders.orders.order_by_id.load_many(pks)
         return [cls.from_optional(row) for row in rows]
 
-    @strawberry.field(description="The lines of the order, at most 50.")
-    async def items(self, info: Info) -> list[OrderItem]:
-        rows = await info.context.loaders.orders.items_by_order_id.load(self.pk)
-        return [OrderItem.from_model(row) for row in rows]
+    @strawberry.field(description="The lines of the order, at most 50.", graphql_type=list[OrderItem])
+    def items(self, info: Info) -> AwaitableOrValue[list[OrderItem]]:
+        return ORDER_ITEMS.resolve(info.context.loaders, self.pk, OrderItem.from_model)
 
-    @strawberry.field(description="Who placed the order.")
-    async def customer(self, info: Info) -> UserRef:
-        row = await info.context.loaders.users.user_by_id.load(self.customer_id)
-        return users_types.User.from_required(row)
+    @strawberry.field(description="Who placed the order.", graphql_type=UserRef)
+    def customer(self, info: Info) -> AwaitableOrValue["User"]:
+        return ORDER_CUSTOMER.resolve(info.context.loaders, self.customer_id, users_types.User.from_required)

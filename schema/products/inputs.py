@@ -1,5 +1,6 @@
 """GraphQL inputs of the catalog: list arguments, and the inputs of catalog and review mutations."""
 
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -89,7 +90,7 @@ def review_page(
     return ordering, page_request(ordering, first=first, after=after, last=last, before=before)
 
 
-def review_page_from_arguments(arguments: dict[str, Any]) -> tuple[Ordering, PageRequest]:
+def review_page_from_arguments(arguments: Mapping[str, Any]) -> tuple[Ordering, PageRequest]:
     """The same, from the raw arguments a look-ahead sees (GraphQL names, enum values as strings)."""
     raw_order = arguments.get("orderBy")
     order_by = (

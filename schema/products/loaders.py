@@ -1,8 +1,12 @@
-"""Per-request loaders of the catalog: every nested catalog field goes through one of these."""
+"""Per-request loaders of the catalog, and the relations that go through them.
 
-from collections.abc import Iterable, Sequence
+Every nested catalog field resolves through one relation declared here (see schema/relations.py):
+its loader, the rows its parent's statement joins, and what the look-ahead warms below it.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +22,12 @@ from schema.loaders import (
     PageByParentLoader,
     RowByKeyLoader,
 )
+from schema.products.inputs import review_page_from_arguments
+from schema.relations import PageOf, ToMany, ToOne, in_order
 from schema.unit_of_work import RequestDb
+
+if TYPE_CHECKING:
+    from schema.context import Loaders
 
 
 class ProductByIdLoader(RowByKeyLoader[int, models.ProductView]):
@@ -53,22 +62,8 @@ class ReviewCountByUserIdLoader(CountByParentLoader):
     pass
 
 
-def hand_on_categories(loader: CategoryByIdLoader, rows: Iterable[models.ProductView]) -> None:
-    """Prime the category loader with the categories joined to these products."""
-    for row in rows:
-        if row.category is not None:
-            loader.prime(row.category.id, row.category)
-
-
-def hand_on_authors(loader: DataLoader[int, UserView | None], reviews: Iterable[models.ReviewView]) -> None:
-    """Prime the user loader with the authors joined to these reviews."""
-    for review in reviews:
-        if review.author is not None:
-            loader.prime(review.author.id, review.author)
-
-
-def _all(pages: dict[int, list[models.ReviewView]]) -> Iterable[models.ReviewView]:
-    return (review for page in pages.values() for review in page)
+def _all(pages: dict[int, list[models.ReviewView]]) -> list[models.ReviewView]:
+    return [review for page in pages.values() for review in page]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,26 +88,26 @@ class ProductsLoaders:
 
         async def products(session: AsyncSession, ids: Sequence[int]) -> list[models.ProductView]:
             rows = await products_repository.get_products_by_ids(session, principal, ids)
-            hand_on_categories(category_by_id, rows)
+            PRODUCT_CATEGORY.hand_on(category_by_id, rows)
             return rows
 
         async def reviews_of_products(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
         ) -> dict[int, list[models.ReviewView]]:
             pages = await products_repository.list_reviews_by_product_ids(session, ids, ordering, page)
-            hand_on_authors(user_by_id, _all(pages))
+            REVIEW_AUTHOR.hand_on(user_by_id, _all(pages))
             return pages
 
         async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.ReviewView]:
             rows = await products_repository.get_reviews_by_ids(session, principal, ids)
-            hand_on_authors(user_by_id, rows)
+            REVIEW_AUTHOR.hand_on(user_by_id, rows)
             return rows
 
         async def reviews_of_users(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
         ) -> dict[int, list[models.ReviewView]]:
             pages = await products_repository.list_reviews_by_user_ids(session, principal, ids, ordering, page)
-            hand_on_authors(user_by_id, _all(pages))
+            REVIEW_AUTHOR.hand_on(user_by_id, _all(pages))
             return pages
 
         async def review_counts_of_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:
@@ -134,3 +129,49 @@ class ProductsLoaders:
 
 def _id(row: models.ProductView | models.CategoryView | models.ReviewView) -> int:
     return row.id
+
+
+def _loaders(loaders: "Loaders") -> ProductsLoaders:
+    return loaders.products
+
+
+CATEGORY_PARENT: ToOne[models.CategoryView, models.CategoryView] = ToOne(
+    field="parent", loader=lambda loaders: _loaders(loaders).category_by_id, key_of=lambda row: row.parent_id
+)
+CATEGORY_CHILDREN: ToMany[models.CategoryView, models.CategoryView] = ToMany(
+    field="children", loader=lambda loaders: _loaders(loaders).categories_by_parent_id, key_of=_id
+)
+PRODUCT_CATEGORY: ToOne[models.ProductView, models.CategoryView] = ToOne(
+    field="category",
+    loader=lambda loaders: _loaders(loaders).category_by_id,
+    key_of=lambda row: row.category_id,
+    joined=lambda row: row.category,
+    below=(CATEGORY_PARENT,),
+)
+REVIEW_AUTHOR: ToOne[models.ReviewView, UserView] = ToOne(
+    field="author",
+    loader=lambda loaders: loaders.users.user_by_id,
+    key_of=lambda row: row.user_id,
+    joined=lambda row: row.author,
+)
+REVIEW_PRODUCT: ToOne[models.ReviewView, models.ProductView] = ToOne(
+    field="product", loader=lambda loaders: _loaders(loaders).product_by_id, key_of=lambda row: row.product_id
+)
+PRODUCT_REVIEWS: PageOf[models.ProductView, models.ReviewView] = PageOf(
+    field="reviews",
+    pages=lambda loaders: _loaders(loaders).reviews_by_product_id,
+    counts=lambda loaders: _loaders(loaders).review_count_by_product_id,
+    key_of=_id,
+    page_of=review_page_from_arguments,
+    below=(REVIEW_AUTHOR, REVIEW_PRODUCT),
+)
+USER_REVIEWS: PageOf[UserView, models.ReviewView] = PageOf(
+    field="reviews",
+    pages=lambda loaders: _loaders(loaders).reviews_by_user_id,
+    counts=lambda loaders: _loaders(loaders).review_count_by_user_id,
+    key_of=lambda row: row.id,
+    page_of=in_order(products_repository.NEWEST_REVIEWS_FIRST),
+    below=(REVIEW_AUTHOR, REVIEW_PRODUCT),
+)
+# What a page of products can warm for the query below it.
+PRODUCT_RELATIONS = (PRODUCT_CATEGORY, PRODUCT_REVIEWS)

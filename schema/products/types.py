@@ -6,14 +6,23 @@ from typing import TYPE_CHECKING, Annotated, Optional, Self
 
 import strawberry
 
-from domains.common.keyset import Page, page_request
+from domains.common.keyset import page_request
 from domains.products import models
 from domains.products import repository as products_repository
 from schema.context import Info
-from schema.loaders import AwaitableOrValue, then
+from schema.loaders import AwaitableOrValue
 from schema.lookahead import connection_nodes, selections
 from schema.products.inputs import DEFAULT_PRODUCT_ORDER, ProductFilter, ProductOrder, ReviewOrder, review_page
-from schema.products.prefetch import prefetch_products
+from schema.products.loaders import (
+    CATEGORY_CHILDREN,
+    CATEGORY_PARENT,
+    PRODUCT_CATEGORY,
+    PRODUCT_RELATIONS,
+    PRODUCT_REVIEWS,
+    REVIEW_AUTHOR,
+    REVIEW_PRODUCT,
+)
+from schema.relations import warm
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 from schema.scalars import Money
@@ -55,14 +64,11 @@ class Category(Node):
         description="The enclosing category; null for a top-level category.", graphql_type=Optional["Category"]
     )
     def parent(self, info: Info) -> AwaitableOrValue["Category | None"]:
-        if self.parent_id is None:
-            return None
-        return then(info.context.loaders.products.category_by_id.load(self.parent_id), Category.from_optional)
+        return CATEGORY_PARENT.resolve(info.context.loaders, self.parent_id, Category.from_optional)
 
-    @strawberry.field(description="The direct subcategories, by name.")
-    async def children(self, info: Info) -> list["Category"]:
-        rows = await info.context.loaders.products.categories_by_parent_id.load(self.pk)
-        return [Category.from_model(row) for row in rows]
+    @strawberry.field(description="The direct subcategories, by name.", graphql_type=list["Category"])
+    def children(self, info: Info) -> AwaitableOrValue[list["Category"]]:
+        return CATEGORY_CHILDREN.resolve(info.context.loaders, self.pk, Category.from_model)
 
     @strawberry.field(
         description="Products of this category (not of its subcategories); same filter and order as `products`."
@@ -146,7 +152,7 @@ class Product(Node):
         db, principal = info.context.db, info.context.principal
         async with db.read() as session:
             rows = await products_repository.list_products(session, principal, where, ordering, page)
-        await prefetch_products(info, rows.rows, connection_nodes(selections(info)))
+        await warm(info.context.loaders, rows.rows, connection_nodes(selections(info)), PRODUCT_RELATIONS)
 
         async def count() -> int:
             async with db.read() as session:
@@ -156,9 +162,7 @@ class Product(Node):
 
     @strawberry.field(description="The product's category; null when uncategorised.", graphql_type=Category | None)
     def category(self, info: Info) -> AwaitableOrValue[Category | None]:
-        if self.category_id is None:
-            return None
-        return then(info.context.loaders.products.category_by_id.load(self.category_id), Category.from_optional)
+        return PRODUCT_CATEGORY.resolve(info.context.loaders, self.category_id, Category.from_optional)
 
     @strawberry.field(
         description="Reviews of this product; newest first unless ordered otherwise.",
@@ -176,14 +180,7 @@ class Product(Node):
         before: Before = None,
     ) -> AwaitableOrValue[Connection["Review"]]:
         ordering, page = review_page(order_by, first=first, after=after, last=last, before=before)
-        loaders = info.context.loaders.products
-
-        def connection(rows: Page[models.ReviewView]) -> Connection[Review]:
-            return Connection.from_page(
-                rows, Review.from_model, lambda: loaders.review_count_by_product_id.load(self.pk)
-            )
-
-        return then(loaders.reviews_by_product_id.load((self.pk, ordering, page)), connection)
+        return PRODUCT_REVIEWS.resolve(info.context.loaders, self.pk, ordering, page, Review.from_model)
 
 
 @strawberry.type(description="A customer's rating and opinion of a product; one per customer and product. Public.")
@@ -218,8 +215,8 @@ class Review(Node):
 
     @strawberry.field(description="Who wrote the review.", graphql_type=UserRef)
     def author(self, info: Info) -> AwaitableOrValue["User"]:
-        return then(info.context.loaders.users.user_by_id.load(self.user_id), users_types.User.from_required)
+        return REVIEW_AUTHOR.resolve(info.context.loaders, self.user_id, users_types.User.from_required)
 
     @strawberry.field(description="The reviewed product.", graphql_type=Product)
     def product(self, info: Info) -> AwaitableOrValue[Product]:
-        return then(info.context.loaders.products.product_by_id.load(self.product_id), Product.from_required)
+        return REVIEW_PRODUCT.resolve(info.context.loaders, self.product_id, Product.from_required)

@@ -15,7 +15,10 @@ from domains.products import repository as products_repository
 from domains.users import models
 from schema.context import Info
 from schema.enums import described_enum
+from schema.loaders import AwaitableOrValue
+from schema.orders.loaders import CUSTOMER_ORDERS
 from schema.permissions import IsSelfOrStaff, visible_to
+from schema.products.loaders import USER_REVIEWS
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 
@@ -94,30 +97,22 @@ class User(Node):
     @strawberry.field(
         description="Orders this user placed, newest first. Null unless you are this user or staff.",
         extensions=visible_to(IsSelfOrStaff()),
+        graphql_type=Connection[OrderRef] | None,
     )
-    async def orders(
+    def orders(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
-    ) -> Connection[OrderRef] | None:
+    ) -> AwaitableOrValue[Connection["Order"]]:
         ordering = orders_repository.ORDER_ORDERING
         page = page_request(ordering, first=first, after=after, last=last, before=before)
-        loaders = info.context.loaders.orders
-        rows = await loaders.orders_by_customer_id.load((self.pk, ordering, page))
-        return Connection.from_page(
-            rows, _order_type().from_model, lambda: loaders.order_count_by_customer_id.load(self.pk)
-        )
+        return CUSTOMER_ORDERS.resolve(info.context.loaders, self.pk, ordering, page, _order_type().from_model)
 
-    @strawberry.field(description="Reviews this user wrote, newest first.")
-    async def reviews(
+    @strawberry.field(description="Reviews this user wrote, newest first.", graphql_type=Connection[ReviewRef])
+    def reviews(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
-    ) -> Connection[ReviewRef]:
-        page = page_request(
-            products_repository.NEWEST_REVIEWS_FIRST, first=first, after=after, last=last, before=before
-        )
-        loaders = info.context.loaders.products
-        rows = await loaders.reviews_by_user_id.load((self.pk, products_repository.NEWEST_REVIEWS_FIRST, page))
-        return Connection.from_page(
-            rows, _review_type().from_model, lambda: loaders.review_count_by_user_id.load(self.pk)
-        )
+    ) -> AwaitableOrValue[Connection["Review"]]:
+        ordering = products_repository.NEWEST_REVIEWS_FIRST
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        return USER_REVIEWS.resolve(info.context.loaders, self.pk, ordering, page, _review_type().from_model)
 
 
 @strawberry.type(
