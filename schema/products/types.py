@@ -145,10 +145,14 @@ class Product(Node):
         info: Info,
         where: products_repository.ProductFilter,
         order_by: ProductOrder | None,
-        **pagination: int | str | None,
+        *,
+        first: int | None,
+        after: str | None,
+        last: int | None,
+        before: str | None,
     ) -> Connection["Product"]:
         ordering = order_by.to_ordering() if order_by else DEFAULT_PRODUCT_ORDER
-        page = page_request(ordering, **pagination)  # type: ignore[arg-type]
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
         db, principal = info.context.db, info.context.principal
         async with db.read() as session:
             rows = await products_repository.list_products(session, principal, where, ordering, page)
