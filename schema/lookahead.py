@@ -1,7 +1,7 @@
 """Look ahead at what a query selects below a field, to warm the loaders one level at a time.
 
-A resolver that returns a page of rows can load, in one batch per relation, what the query
-will ask of those rows next (their category, their reviews, the reviews' authors). The
+A resolver that returns a page of rows warms, in one batch per relation (schema/relations.py),
+what the query will ask of those rows next (their category, their reviews, the reviews' authors). The
 nested resolvers then find their loader futures already resolved and answer synchronously,
 instead of each returning an awaitable: graphql-core's cost per awaitable field is what a
 large page spends most of its time on. Prefetching is only ever an optimisation: a nested
