@@ -10,7 +10,6 @@ from api.auth.principal import build_token_issuer
 from api.settings import Settings
 from domains.common.base import utcnow
 from domains.common.exceptions import ErrorCode
-from domains.common.principal import ANONYMOUS
 from domains.users import models as users_models
 from domains.users import service as users_service
 from domains.users.exceptions import InvalidCredentialsError
@@ -24,9 +23,10 @@ def _outdated_hash() -> str:
 
 
 async def _checked(session: AsyncSession, email: str) -> users_service.VerifiedSignIn:
-    account = await users_service.find_sign_in_account(session, ANONYMOUS, email=email)
+    credentials = users_service.SignIn(email=email, password=PASSWORD)
+    account = await users_service.find_sign_in_account(session, input=credentials)
     await session.commit()
-    return await users_service.check_sign_in_password(ANONYMOUS, account=account, password=PASSWORD)
+    return await users_service.check_sign_in_password(account=account, input=credentials)
 
 
 async def test_sign_in_refuses_an_account_deactivated_while_its_password_was_checked(
@@ -42,7 +42,7 @@ async def test_sign_in_refuses_an_account_deactivated_while_its_password_was_che
     await db_session.commit()
     with pytest.raises(InvalidCredentialsError) as refused:
         await users_service.create_tokens(
-            db_session, ANONYMOUS, issuer=build_token_issuer(settings), sign_in=sign_in, now=utcnow()
+            db_session, issuer=build_token_issuer(settings), sign_in=sign_in, now=utcnow()
         )
 
     # then
@@ -63,7 +63,7 @@ async def test_sign_in_rehash_keeps_a_hash_written_while_the_password_was_checke
     user.password_hash = "$argon2id$written-meanwhile"
     await db_session.commit()
     issued = await users_service.create_tokens(
-        db_session, ANONYMOUS, issuer=build_token_issuer(settings), sign_in=sign_in, now=utcnow()
+        db_session, issuer=build_token_issuer(settings), sign_in=sign_in, now=utcnow()
     )
     await db_session.commit()
 
@@ -81,9 +81,7 @@ async def test_sign_in_replaces_an_outdated_hash_it_verified(db_session: AsyncSe
     sign_in = await _checked(db_session, user.email)
 
     # when
-    await users_service.create_tokens(
-        db_session, ANONYMOUS, issuer=build_token_issuer(settings), sign_in=sign_in, now=utcnow()
-    )
+    await users_service.create_tokens(db_session, issuer=build_token_issuer(settings), sign_in=sign_in, now=utcnow())
     await db_session.commit()
 
     # then
