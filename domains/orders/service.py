@@ -155,9 +155,7 @@ async def place_order(session: AsyncSession, principal: Principal, *, input: Ord
     return order, True
 
 
-async def _take_stock_and_insert(
-    session: AsyncSession, customer_id: int, lines: Sequence[OrderLine], key: str | None, digest: str
-) -> Order:
+async def _take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> dict[int, tuple[Decimal, str]]:
     # Rows are locked in product id order by every writer, so overlapping orders cannot deadlock.
     priced: dict[int, tuple[Decimal, str]] = {}
     problems: dict[int, FieldProblem] = {}
@@ -174,6 +172,13 @@ async def _take_stock_and_insert(
             problems[index] = FieldProblem(ErrorCode.NOT_FOUND, "No such product for sale.", field)
     if problems:
         raise InvalidInputError([problems[index] for index in sorted(problems)])
+    return priced
+
+
+async def _take_stock_and_insert(
+    session: AsyncSession, customer_id: int, lines: Sequence[OrderLine], key: str | None, digest: str
+) -> Order:
+    priced = await _take_stock(session, lines)
     currencies = {currency for _, currency in priced.values()}
     if len(currencies) > 1:
         raise InvalidInputError([FieldProblem(ErrorCode.INVALID, "Order items of one currency.", ("input", "items"))])
