@@ -16,10 +16,8 @@ from strawberry.types.field import StrawberryField
 from domains.common.exceptions import FORBIDDEN_MESSAGE, SIGN_IN_REQUIRED, ForbiddenError, UnauthenticatedError
 from domains.common.principal import Role
 from domains.users import service as users_service
+from domains.users.exceptions import API_KEY_REFUSED
 from schema.context import Info
-
-# A key minting keys would outlive its own expiry and revocation: only a signed-in user may.
-API_KEY_REFUSED = "API keys cannot do this; sign in as a user."
 
 
 class IsAuthenticated(BasePermission):

@@ -41,7 +41,7 @@ async def api_key(
     """Create an API key through the service, as its owner would; return it with a caller using it."""
     principal = Principal(user_id=owner.id, roles=frozenset(Role(role) for role in owner.roles))
     key, secret = await users_service.create_api_key(
-        session, principal, name="test key", roles=list(roles), expires_at=expires_at, now=utcnow()
+        session, principal, input=users_service.ApiKeyCreate(name="test key", roles=roles, expires_at=expires_at)
     )
     return key, Caller(user_id=owner.id, headers={"X-API-Key": secret})
 

@@ -2,19 +2,22 @@
 
 import hashlib
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Annotated, Any, Self
 
 import orjson
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.base import utcnow
-from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError, UnauthenticatedError
+from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError
 from domains.common.ids import encode_global_id
 from domains.common.outbox import record_event
-from domains.common.principal import Principal
+from domains.common.principal import Principal, Role, require_role, require_user
+from domains.common.validation import FrozenInput, validated
 from domains.orders import repository as orders_repository
 from domains.orders.exceptions import IdempotencyKeyReusedError, InvalidTransitionError, OrderNotFoundError
 from domains.orders.models import TRANSITIONS, Order, OrderItem, OrderStatus, OrderView
@@ -23,34 +26,89 @@ MAX_LINES = 50
 MAX_QUANTITY = 999
 MAX_IDEMPOTENCY_KEY_LENGTH = 100
 CENT = Decimal("0.01")
+DUPLICATE_LINE = "This product is already on another line; put the whole quantity on one line."
 
 
-@dataclass(frozen=True, slots=True)
-class OrderLine:
+class _Input(FrozenInput):
+    # Problems carry the paths of the GraphQL arguments, which are camelCase: ("input", "idempotencyKey").
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+
+
+class OrderLine(_Input):
     product_id: int
-    quantity: int
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description=f"Order from 1 to {MAX_QUANTITY} units.")]
 
 
-def _line_problems(lines: Sequence[OrderLine], idempotency_key: str | None) -> list[FieldProblem]:
-    items = ("input", "items")
-    if not lines:
-        return [FieldProblem(ErrorCode.REQUIRED, "Order at least one item.", items)]
-    if len(lines) > MAX_LINES:
-        return [FieldProblem(ErrorCode.TOO_LONG, f"An order holds at most {MAX_LINES} lines.", items)]
+class OrderPlace(_Input):
+    """An order to place: 1 to MAX_LINES lines, each product on one line, and an optional idempotency key."""
+
+    # A list, not a tuple: pydantic counts a list's lines as sent (a tuple's as validated, so two bad
+    # lines would also read as "no lines"), and refuses a list that is too long before judging its lines.
+    items: Annotated[list[OrderLine], Field(min_length=1, max_length=MAX_LINES)]
+    # A pattern, not min/max_length: a key out of range is INVALID (SPEC's code for it), not TOO_LONG.
+    idempotency_key: Annotated[
+        str | None,
+        Field(
+            pattern=rf"(?s)^.{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$",
+            description=f"Use 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
+        ),
+    ] = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
+        """Validate an order to place; raise InvalidInputError with every problem, line by line."""
+        duplicates = _duplicate_lines(_raw_product_ids(data.get("items")))
+        try:
+            order = validated(cls, data)
+        except InvalidInputError as exc:
+            # No lines, or too many, is reported alone: the lines are not judged then.
+            if any(problem.field == ("input", "items") for problem in exc.problems):
+                raise
+            raise InvalidInputError(_line_by_line([*exc.problems, *duplicates])) from exc
+        if duplicates:
+            raise InvalidInputError(duplicates)
+        return order
+
+
+class OrderStatusUpdate(_Input):
+    """An order and the status to move it to."""
+
+    order_id: int
+    status: OrderStatus
+
+
+class OrderCancel(_Input):
+    """The order to cancel."""
+
+    order_id: int
+
+
+def _duplicate_lines(product_ids: Sequence[object]) -> list[FieldProblem]:
+    # Refused, not merged: one line per product keeps what the client sees equal to what is stored.
     problems, seen = [], set()
-    for index, line in enumerate(lines):
-        if not 1 <= line.quantity <= MAX_QUANTITY:
-            message = f"Order from 1 to {MAX_QUANTITY} units."
-            problems.append(FieldProblem(ErrorCode.INVALID, message, (*items, str(index), "quantity")))
-        if line.product_id in seen:
-            # Refused, not merged: one line per product keeps what the client sees equal to what is stored.
-            message = "This product is already on another line; put the whole quantity on one line."
-            problems.append(FieldProblem(ErrorCode.DUPLICATE, message, (*items, str(index), "productId")))
-        seen.add(line.product_id)
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        message = f"Use 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters."
-        problems.append(FieldProblem(ErrorCode.INVALID, message, ("input", "idempotencyKey")))
+    for index, product_id in enumerate(product_ids):
+        if product_id is not None and product_id in seen:
+            field = ("input", "items", str(index), "productId")
+            problems.append(FieldProblem(ErrorCode.DUPLICATE, DUPLICATE_LINE, field))
+        seen.add(product_id)
     return problems
+
+
+def _raw_product_ids(items: object) -> list[object]:
+    # Read before validation, so duplicates are reported together with the lines' other problems.
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        return []
+    return [line.get("productId", line.get("product_id")) if isinstance(line, Mapping) else None for line in items]
+
+
+def _line_by_line(problems: Sequence[FieldProblem]) -> list[FieldProblem]:
+    # The lines' problems in line order (a line's quantity before its productId, as found), then the key's.
+    def position(problem: FieldProblem) -> tuple[bool, int]:
+        field = problem.field or ()
+        on_items = field[1:2] == ("items",)
+        return not on_items, int(field[2]) if on_items and len(field) > 2 else -1
+
+    return sorted(problems, key=position)
 
 
 def _digest(lines: Sequence[OrderLine]) -> str:
@@ -64,29 +122,28 @@ def _replayed(order: Order, digest: str) -> Order:
     return order
 
 
-async def place_order(
-    session: AsyncSession, principal: Principal, *, lines: Sequence[OrderLine], idempotency_key: str | None
-) -> tuple[Order, bool]:
+async def place_order(session: AsyncSession, principal: Principal, *, input: OrderPlace) -> tuple[Order, bool]:
     """Place an order; return it and whether it is new (False: a retry with the same key got the first one)."""
-    if principal.user_id is None:
-        raise UnauthenticatedError("Sign in to order.")
-    problems = _line_problems(lines, idempotency_key)
-    if problems:
-        raise InvalidInputError(problems)
+    customer_id = require_user(principal)
+    # Checked here too, whoever built the input: `from_data` only reports it with the other problems.
+    duplicates = _duplicate_lines([line.product_id for line in input.items])
+    if duplicates:
+        raise InvalidInputError(duplicates)
+    lines, key = input.items, input.idempotency_key
     digest = _digest(lines)
-    if idempotency_key is not None:
-        existing = await orders_repository.get_order_by_idempotency_key(session, principal.user_id, idempotency_key)
+    if key is not None:
+        existing = await orders_repository.get_order_by_idempotency_key(session, customer_id, key)
         if existing is not None:
             return _replayed(existing, digest), False
     try:
         # A savepoint: if a concurrent call with the same key commits first, our insert fails here,
         # the stock we took goes back, and that call's order is the answer.
         async with session.begin_nested():
-            order = await _take_stock_and_insert(session, principal.user_id, lines, idempotency_key, digest)
+            order = await _take_stock_and_insert(session, customer_id, lines, key, digest)
     except IntegrityError:
-        if idempotency_key is None:
+        if key is None:
             raise
-        existing = await orders_repository.get_order_by_idempotency_key(session, principal.user_id, idempotency_key)
+        existing = await orders_repository.get_order_by_idempotency_key(session, customer_id, key)
         if existing is None:
             raise
         return _replayed(existing, digest), False
@@ -98,9 +155,7 @@ async def place_order(
     return order, True
 
 
-async def _take_stock_and_insert(
-    session: AsyncSession, customer_id: int, lines: Sequence[OrderLine], key: str | None, digest: str
-) -> Order:
+async def _take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> dict[int, tuple[Decimal, str]]:
     # Rows are locked in product id order by every writer, so overlapping orders cannot deadlock.
     priced: dict[int, tuple[Decimal, str]] = {}
     problems: dict[int, FieldProblem] = {}
@@ -117,6 +172,13 @@ async def _take_stock_and_insert(
             problems[index] = FieldProblem(ErrorCode.NOT_FOUND, "No such product for sale.", field)
     if problems:
         raise InvalidInputError([problems[index] for index in sorted(problems)])
+    return priced
+
+
+async def _take_stock_and_insert(
+    session: AsyncSession, customer_id: int, lines: Sequence[OrderLine], key: str | None, digest: str
+) -> Order:
+    priced = await _take_stock(session, lines)
     currencies = {currency for _, currency in priced.values()}
     if len(currencies) > 1:
         raise InvalidInputError([FieldProblem(ErrorCode.INVALID, "Order items of one currency.", ("input", "items"))])
@@ -147,10 +209,23 @@ async def _take_stock_and_insert(
     return order
 
 
-async def change_order_status(
-    session: AsyncSession, principal: Principal, *, order_id: int, status: OrderStatus, field: tuple[str, ...]
+async def change_order_status(session: AsyncSession, principal: Principal, *, input: OrderStatusUpdate) -> OrderView:
+    """Move any order along its state machine; staff only (customers cancel through `cancel_order`)."""
+    require_role(principal, Role.STAFF)
+    return await _move_order(session, principal, input.order_id, input.status, ("input", "status"))
+
+
+async def cancel_order(session: AsyncSession, principal: Principal, *, input: OrderCancel) -> OrderView:
+    """Cancel an order of the principal's (staff: any order) while it is PENDING or PAID."""
+    require_user(principal)
+    # Ownership is the repository's visibility rule: another customer's order is NOT_FOUND.
+    return await _move_order(session, principal, input.order_id, OrderStatus.CANCELLED, ("input", "orderId"))
+
+
+async def _move_order(
+    session: AsyncSession, principal: Principal, order_id: int, status: OrderStatus, field: tuple[str, ...]
 ) -> OrderView:
-    """Move an order along its state machine; cancelling returns its stock, exactly once."""
+    # Cancelling returns the order's stock, exactly once.
     order = await orders_repository.get_order_for_change(session, principal, order_id)
     if order is None:
         raise OrderNotFoundError
@@ -177,10 +252,3 @@ async def change_order_status(
         },
     )
     return changed
-
-
-async def cancel_order(session: AsyncSession, principal: Principal, *, order_id: int) -> OrderView:
-    """Cancel an order of the principal's (staff: any order) while it is PENDING or PAID."""
-    return await change_order_status(
-        session, principal, order_id=order_id, status=OrderStatus.CANCELLED, field=("input", "orderId")
-    )

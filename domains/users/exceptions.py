@@ -6,6 +6,8 @@ INVALID_CREDENTIALS = "The e-mail address or the password is wrong."
 INVALID_SESSION = "The refresh token is invalid, expired or revoked; sign in again."
 INVALID_ACCESS_TOKEN = "The access token is invalid or expired; sign in again or refresh it."  # noqa: S105 - a message, not a token
 INVALID_API_KEY = "The API key is invalid, expired or revoked."
+# A key minting keys would outlive its own expiry and revocation: only a signed-in user may.
+API_KEY_REFUSED = "API keys cannot do this; sign in as a user."
 
 
 class EmailTakenError(DomainError):

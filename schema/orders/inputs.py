@@ -1,12 +1,12 @@
 """Inputs of order queries and mutations."""
 
-from typing import Any
-
 import strawberry
 
 from domains.common.ids import decode_typed_id
+from domains.common.validation import validated
 from domains.orders import models, repository
-from domains.orders.service import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_LINES, MAX_QUANTITY, OrderLine
+from domains.orders import service as orders_service
+from domains.orders.service import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_LINES, MAX_QUANTITY
 from schema.orders.types import OrderStatus
 
 
@@ -38,17 +38,19 @@ class OrderPlaceInput:
         "retrying with it returns the first order and changes nothing.",
     )
 
-    def to_command(self) -> dict[str, Any]:
-        lines = [OrderLine(decode_typed_id(line.product_id, "Product"), line.quantity) for line in self.items]
-        return {"lines": lines, "idempotency_key": self.idempotency_key}
+    def to_input(self) -> orders_service.OrderPlace:
+        items = [
+            {"productId": decode_typed_id(line.product_id, "Product"), "quantity": line.quantity} for line in self.items
+        ]
+        return orders_service.OrderPlace.from_data({"items": items, "idempotencyKey": self.idempotency_key})
 
 
 @strawberry.input(description="The order to cancel.")
 class OrderCancelInput:
     order_id: strawberry.ID = strawberry.field(description="Global id of the order.")
 
-    def to_command(self) -> dict[str, Any]:
-        return {"order_id": decode_typed_id(self.order_id, "Order")}
+    def to_input(self) -> orders_service.OrderCancel:
+        return validated(orders_service.OrderCancel, {"orderId": decode_typed_id(self.order_id, "Order")})
 
 
 @strawberry.input(description="An order and the status to move it to.")
@@ -58,9 +60,6 @@ class OrderStatusUpdateInput:
         description="The next status; only the transitions of `OrderStatus` are allowed."
     )
 
-    def to_command(self) -> dict[str, Any]:
-        return {
-            "order_id": decode_typed_id(self.order_id, "Order"),
-            "status": models.OrderStatus(self.status),
-            "field": ("input", "status"),
-        }
+    def to_input(self) -> orders_service.OrderStatusUpdate:
+        order_id = decode_typed_id(self.order_id, "Order")
+        return validated(orders_service.OrderStatusUpdate, {"orderId": order_id, "status": self.status})

@@ -37,8 +37,9 @@ class OrdersMutation:
     )
     async def order_place(self, info: Info, input: Annotated[OrderPlaceInput, INPUT]) -> OrderPlacePayload:
         try:
+            order_place = input.to_input()
             async with info.context.db.transaction() as session:
-                order, _ = await orders_service.place_order(session, info.context.principal, **input.to_command())
+                order, _ = await orders_service.place_order(session, info.context.principal, input=order_place)
         except DomainError as exc:
             return OrderPlacePayload(order=None, user_errors=user_errors_from(exc))
         return OrderPlacePayload(order=_order(info, models.view_of_order(order)), user_errors=[])
@@ -50,8 +51,9 @@ class OrdersMutation:
     )
     async def order_cancel(self, info: Info, input: Annotated[OrderCancelInput, INPUT]) -> OrderCancelPayload:
         try:
+            cancel = input.to_input()
             async with info.context.db.transaction() as session:
-                view = await orders_service.cancel_order(session, info.context.principal, **input.to_command())
+                view = await orders_service.cancel_order(session, info.context.principal, input=cancel)
         except DomainError as exc:
             return OrderCancelPayload(order=None, user_errors=user_errors_from(exc))
         return OrderCancelPayload(order=_order(info, view), user_errors=[])
@@ -65,8 +67,9 @@ class OrdersMutation:
         self, info: Info, input: Annotated[OrderStatusUpdateInput, INPUT]
     ) -> OrderStatusUpdatePayload:
         try:
+            update = input.to_input()
             async with info.context.db.transaction() as session:
-                view = await orders_service.change_order_status(session, info.context.principal, **input.to_command())
+                view = await orders_service.change_order_status(session, info.context.principal, input=update)
         except DomainError as exc:
             return OrderStatusUpdatePayload(order=None, user_errors=user_errors_from(exc))
         return OrderStatusUpdatePayload(order=_order(info, view), user_errors=[])

@@ -51,20 +51,18 @@ def _api_key(info: Info, api_key: models.ApiKey) -> ApiKey:
     return ApiKey.from_model(view)
 
 
-async def _sign_in(context: Context, input: TokenCreateInput) -> users_service.IssuedTokens:
+async def _sign_in(context: Context, credentials: users_service.SignIn) -> users_service.IssuedTokens:
     # A short read, the argon2 check (tens of milliseconds) with no pooled connection checked out,
     # then a short transaction; a flood waits for hashing slots holding nothing, not at the pool.
     await context.db.release()
     async with hashing_slot():
         async with context.db.read() as session:
-            account = await users_service.find_sign_in_account(session, context.principal, email=input.email)
+            account = await users_service.find_sign_in_account(session, input=credentials)
         await context.db.release()
-        sign_in = await users_service.check_sign_in_password(
-            context.principal, account=account, password=input.password
-        )
+        sign_in = await users_service.check_sign_in_password(account=account, input=credentials)
         async with context.db.transaction() as session:
             return await users_service.create_tokens(
-                session, context.principal, issuer=context.token_issuer, sign_in=sign_in, now=utcnow()
+                session, issuer=context.token_issuer, sign_in=sign_in, now=utcnow()
             )
 
 
@@ -81,9 +79,9 @@ class UsersMutation:
         await context.db.release()  # hashing takes tens of milliseconds: hold no pooled connection through it
         try:
             async with hashing_slot():
-                account = await users_service.prepare_account(context.principal, **input.to_command())
+                account = await users_service.prepare_account(input=input.to_input())
                 async with context.db.transaction() as session:
-                    user = await users_service.register_account(session, context.principal, account=account)
+                    user = await users_service.register_account(session, account=account)
         except DomainError as exc:
             return AccountRegisterPayload(user=None, user_errors=user_errors_from(exc))
         return AccountRegisterPayload(user=_user(info, user, proven_by_caller=True), user_errors=[])
@@ -96,7 +94,7 @@ class UsersMutation:
         context = info.context
         await context.rate_limits.hit_login(client_ip=context.client_ip, email=input.email)
         try:
-            issued = await _sign_in(context, input)
+            issued = await _sign_in(context, input.to_input())
         except DomainError as exc:
             return TokenCreatePayload(user_errors=user_errors_from(exc))
         return TokenCreatePayload(
@@ -116,7 +114,7 @@ class UsersMutation:
         try:
             async with context.db.transaction() as session:
                 issued = await users_service.refresh_tokens(
-                    session, context.principal, issuer=context.token_issuer, now=utcnow(), **input.to_command()
+                    session, issuer=context.token_issuer, input=input.to_input(), now=utcnow()
                 )
         except DomainError as exc:
             issued = exc
@@ -134,7 +132,7 @@ class UsersMutation:
         try:
             async with context.db.transaction() as session:
                 await users_service.revoke_tokens(
-                    session, context.principal, issuer=context.token_issuer, now=utcnow(), **input.to_command()
+                    session, issuer=context.token_issuer, input=input.to_input(), now=utcnow()
                 )
         except DomainError as exc:
             return TokenRevokePayload(revoked=False, user_errors=user_errors_from(exc))
@@ -146,11 +144,11 @@ class UsersMutation:
         extensions=requires(users_only=True),
     )
     async def api_key_create(self, info: Info, input: Annotated[ApiKeyCreateInput, INPUT]) -> ApiKeyCreatePayload:
+        principal = info.context.principal
         try:
+            api_key_create = input.to_input(owner=principal)
             async with info.context.db.transaction() as session:
-                api_key, secret = await users_service.create_api_key(
-                    session, info.context.principal, now=utcnow(), **input.to_command()
-                )
+                api_key, secret = await users_service.create_api_key(session, principal, input=api_key_create)
         except DomainError as exc:
             return ApiKeyCreatePayload(user_errors=user_errors_from(exc))
         return ApiKeyCreatePayload(api_key=_api_key(info, api_key), secret=secret)
@@ -161,9 +159,10 @@ class UsersMutation:
     )
     async def api_key_revoke(self, info: Info, input: Annotated[ApiKeyRevokeInput, INPUT]) -> ApiKeyRevokePayload:
         try:
+            revoke = input.to_input()
             async with info.context.db.transaction() as session:
                 api_key = await users_service.revoke_api_key(
-                    session, info.context.principal, now=utcnow(), **input.to_command()
+                    session, info.context.principal, input=revoke, now=utcnow()
                 )
         except DomainError as exc:
             return ApiKeyRevokePayload(api_key=None, user_errors=user_errors_from(exc))
@@ -176,8 +175,9 @@ class UsersMutation:
     )
     async def user_roles_set(self, info: Info, input: Annotated[UserRolesSetInput, INPUT]) -> UserRolesSetPayload:
         try:
+            roles_set = input.to_input()
             async with info.context.db.transaction() as session:
-                user = await users_service.set_user_roles(session, info.context.principal, **input.to_command())
+                user = await users_service.set_user_roles(session, info.context.principal, input=roles_set)
         except DomainError as exc:
             return UserRolesSetPayload(user=None, user_errors=user_errors_from(exc))
         return UserRolesSetPayload(user=_user(info, user), user_errors=[])

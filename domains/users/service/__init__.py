@@ -1,0 +1,83 @@
+"""Use cases of accounts and access: registration, roles, sign-in and sessions, API keys, authenticating a request.
+
+One private module per concern; import this package, not them:
+`from domains.users import service as users_service`.
+"""
+
+from domains.users.service._accounts import (
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    AccountRegister,
+    NewAccount,
+    UserRolesSet,
+    can_view_private_fields,
+    normalize_email,
+    prepare_account,
+    register_account,
+    set_user_roles,
+    user_roles,
+)
+from domains.users.service._api_keys import (
+    API_KEY_PREFIX_MARK,
+    ApiKeyAuthentication,
+    ApiKeyCreate,
+    ApiKeyRevoke,
+    authenticate_api_key,
+    create_api_key,
+    record_api_key_use,
+    revoke_api_key,
+)
+from domains.users.service._tokens import (
+    UNKNOWN_ACCOUNT,
+    IssuedTokens,
+    SignIn,
+    SignInAccount,
+    TokenRefresh,
+    TokenRevoke,
+    VerifiedSignIn,
+    authenticate_bearer,
+    check_sign_in_password,
+    create_tokens,
+    find_sign_in_account,
+    refresh_tokens,
+    revoke_tokens,
+)
+
+__all__ = [
+    "API_KEY_PREFIX_MARK",
+    "EMAIL_MAX_LENGTH",
+    "NAME_MAX_LENGTH",
+    "PASSWORD_MAX_LENGTH",
+    "PASSWORD_MIN_LENGTH",
+    "UNKNOWN_ACCOUNT",
+    "AccountRegister",
+    "ApiKeyAuthentication",
+    "ApiKeyCreate",
+    "ApiKeyRevoke",
+    "IssuedTokens",
+    "NewAccount",
+    "SignIn",
+    "SignInAccount",
+    "TokenRefresh",
+    "TokenRevoke",
+    "UserRolesSet",
+    "VerifiedSignIn",
+    "authenticate_api_key",
+    "authenticate_bearer",
+    "can_view_private_fields",
+    "check_sign_in_password",
+    "create_api_key",
+    "create_tokens",
+    "find_sign_in_account",
+    "normalize_email",
+    "prepare_account",
+    "record_api_key_use",
+    "refresh_tokens",
+    "register_account",
+    "revoke_api_key",
+    "revoke_tokens",
+    "set_user_roles",
+    "user_roles",
+]

@@ -1,0 +1,191 @@
+"""The orders service's own rules, called directly as a worker or a script would: no HTTP, no GraphQL fields."""
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domains.common.exceptions import ErrorCode, ForbiddenError, InvalidInputError, UnauthenticatedError
+from domains.common.principal import ANONYMOUS, Principal, Role
+from domains.orders import models as orders_models
+from domains.orders import service as orders_service
+from domains.orders.exceptions import OrderNotFoundError
+from domains.products import models as products_models
+from domains.users import models as users_models
+from tests import factories
+
+
+def _principal(user: users_models.User) -> Principal:
+    return Principal(user_id=user.id, roles=frozenset(Role(role) for role in user.roles))
+
+
+def _update(order: orders_models.Order, status: orders_models.OrderStatus) -> orders_service.OrderStatusUpdate:
+    return orders_service.OrderStatusUpdate(order_id=order.id, status=status)
+
+
+async def _status(session: AsyncSession, order_id: int) -> str:
+    return str(await session.scalar(select(orders_models.Order.status).where(orders_models.Order.id == order_id)))
+
+
+async def _stock(session: AsyncSession, product_id: int) -> int:
+    stmt = select(products_models.Product.stock).where(products_models.Product.id == product_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def _order_count(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(orders_models.Order))).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted"),
+    [("PENDING", orders_models.OrderStatus.PAID), ("PAID", orders_models.OrderStatus.SHIPPED)],
+)
+async def test_change_order_status_refuses_a_customer_even_on_their_own_order(
+    db_session: AsyncSession, current: str, wanted: orders_models.OrderStatus
+) -> None:
+    # given: a customer's own order, one step before `wanted`
+    customer = await factories.create_user(db_session)
+    product = await factories.create_product(db_session)
+    order = await factories.create_order(db_session, customer=customer, product=product, status=current)
+    await db_session.commit()
+
+    # when
+    with pytest.raises(ForbiddenError) as refused:
+        await orders_service.change_order_status(db_session, _principal(customer), input=_update(order, wanted))
+    await db_session.commit()  # whatever the service wrote before refusing would be kept now
+
+    # then: refused as FORBIDDEN, and nothing was written
+    assert refused.value.code == "FORBIDDEN"
+    assert await _status(db_session, order.id) == current
+    assert await factories.recorded_events(db_session) == []
+
+
+async def test_change_order_status_refuses_an_anonymous_caller(db_session: AsyncSession) -> None:
+    # given
+    customer = await factories.create_user(db_session)
+    product = await factories.create_product(db_session)
+    order = await factories.create_order(db_session, customer=customer, product=product)
+    await db_session.commit()
+
+    # when
+    with pytest.raises(UnauthenticatedError) as refused:
+        await orders_service.change_order_status(
+            db_session, ANONYMOUS, input=_update(order, orders_models.OrderStatus.PAID)
+        )
+    await db_session.commit()
+
+    # then
+    assert refused.value.code == "UNAUTHENTICATED"
+    assert await _status(db_session, order.id) == "PENDING"
+    assert await factories.recorded_events(db_session) == []
+
+
+async def test_change_order_status_lets_staff_move_an_order_to_delivered(db_session: AsyncSession) -> None:
+    # given
+    customer = await factories.create_user(db_session)
+    staff = await factories.create_user(db_session, roles=("STAFF",))
+    product = await factories.create_product(db_session)
+    order = await factories.create_order(db_session, customer=customer, product=product)
+    await db_session.commit()
+    steps = [orders_models.OrderStatus.PAID, orders_models.OrderStatus.SHIPPED, orders_models.OrderStatus.DELIVERED]
+
+    # when
+    views = [
+        await orders_service.change_order_status(db_session, _principal(staff), input=_update(order, step))
+        for step in steps
+    ]
+    await db_session.commit()
+
+    # then: each step is stored and published, in order
+    assert [view.status for view in views] == ["PAID", "SHIPPED", "DELIVERED"]
+    assert await _status(db_session, order.id) == "DELIVERED"
+    events = await factories.recorded_events(db_session)
+    assert [(topic, payload["previousStatus"], payload["status"]) for topic, payload in events] == [
+        ("OrderStatusChanged", "PENDING", "PAID"),
+        ("OrderStatusChanged", "PAID", "SHIPPED"),
+        ("OrderStatusChanged", "SHIPPED", "DELIVERED"),
+    ]
+
+
+async def test_place_order_refuses_an_anonymous_caller_and_takes_no_stock(db_session: AsyncSession) -> None:
+    # given
+    product = await factories.create_product(db_session, stock=5)
+    await db_session.commit()
+    order = orders_service.OrderPlace.from_data({"items": [{"productId": product.id, "quantity": 2}]})
+
+    # when
+    with pytest.raises(UnauthenticatedError) as refused:
+        await orders_service.place_order(db_session, ANONYMOUS, input=order)
+    await db_session.commit()
+
+    # then
+    assert refused.value.code == "UNAUTHENTICATED"
+    assert await _stock(db_session, product.id) == 5
+    assert await _order_count(db_session) == 0
+    assert await factories.recorded_events(db_session) == []
+
+
+async def test_cancel_order_lets_a_customer_cancel_their_own_order_but_not_anothers(db_session: AsyncSession) -> None:
+    # given: two customers' orders
+    customer = await factories.create_user(db_session)
+    other = await factories.create_user(db_session)
+    product = await factories.create_product(db_session, stock=5)
+    own = await factories.create_order(db_session, customer=customer, product=product, quantity=2)
+    others = await factories.create_order(db_session, customer=other, product=product, quantity=1)
+    await db_session.commit()
+
+    # when
+    cancelled = await orders_service.cancel_order(
+        db_session, _principal(customer), input=orders_service.OrderCancel(order_id=own.id)
+    )
+    with pytest.raises(OrderNotFoundError) as refused:
+        await orders_service.cancel_order(
+            db_session, _principal(customer), input=orders_service.OrderCancel(order_id=others.id)
+        )
+    await db_session.commit()
+
+    # then: their own order is cancelled and its units are back; the other one is not theirs to see
+    assert cancelled.status == "CANCELLED"
+    assert await _stock(db_session, product.id) == 7
+    assert [(p.code, p.field) for p in refused.value.problems] == [(ErrorCode.NOT_FOUND, ("input", "orderId"))]
+    assert await _status(db_session, others.id) == "PENDING"
+
+
+def test_order_place_input_reports_every_problem_line_by_line() -> None:
+    # given: a bad quantity on each line, a product twice, and a key too long
+    data = {
+        "items": [{"productId": 1, "quantity": 0}, {"productId": 1, "quantity": 1000}],
+        "idempotencyKey": "k" * 101,
+    }
+
+    # when
+    with pytest.raises(InvalidInputError) as refused:
+        orders_service.OrderPlace.from_data(data)
+
+    # then
+    assert [(problem.code, problem.field) for problem in refused.value.problems] == [
+        (ErrorCode.INVALID, ("input", "items", "0", "quantity")),
+        (ErrorCode.INVALID, ("input", "items", "1", "quantity")),
+        (ErrorCode.DUPLICATE, ("input", "items", "1", "productId")),
+        (ErrorCode.INVALID, ("input", "idempotencyKey")),
+    ]
+
+
+async def test_place_order_refuses_a_product_twice_however_the_input_was_built(db_session: AsyncSession) -> None:
+    # given: an input built directly, past `from_data`
+    customer = await factories.create_user(db_session)
+    product = await factories.create_product(db_session, stock=5)
+    await db_session.commit()
+    line = orders_service.OrderLine(product_id=product.id, quantity=1)
+    order = orders_service.OrderPlace(items=[line, line])
+
+    # when
+    with pytest.raises(InvalidInputError) as refused:
+        await orders_service.place_order(db_session, _principal(customer), input=order)
+    await db_session.commit()
+
+    # then
+    assert [(p.code, p.field) for p in refused.value.problems] == [
+        (ErrorCode.DUPLICATE, ("input", "items", "1", "productId"))
+    ]
+    assert await _stock(db_session, product.id) == 5
+    assert await _order_count(db_session) == 0
