@@ -14,17 +14,10 @@ from typing import Any, TypedDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domains.common.exceptions import (
-    SIGN_IN_REQUIRED,
-    ErrorCode,
-    FieldProblem,
-    ForbiddenError,
-    InvalidInputError,
-    UnauthenticatedError,
-)
+from domains.common.exceptions import ErrorCode, FieldProblem, ForbiddenError, InvalidInputError
 from domains.common.ids import encode_global_id
 from domains.common.outbox import record_event
-from domains.common.principal import Principal
+from domains.common.principal import Principal, Role, require_role, require_user
 from domains.products import repository as products_repository
 from domains.products.exceptions import (
     NO_SUCH_PRODUCT,
@@ -189,6 +182,7 @@ async def _category_conflicts(
 
 async def create_category(session: AsyncSession, principal: Principal, *, fields: CategoryFields) -> Category:
     """Create a category with a unique slug, at the top level or under an existing category."""
+    require_role(principal, Role.STAFF)
     cleaned = _cleaned(fields)
     conflicts = partial(_category_conflicts, session, cleaned, None)
     await _validate(cleaned, conflicts)
@@ -202,6 +196,7 @@ async def update_category(
     session: AsyncSession, principal: Principal, *, category_id: int, changes: CategoryFields
 ) -> Category:
     """Change the given fields of a category; its slug stays unique and it never moves under itself."""
+    require_role(principal, Role.STAFF)
     category = await products_repository.get_category(session, category_id)
     if category is None:
         raise CategoryNotFoundError
@@ -215,6 +210,7 @@ async def update_category(
 
 async def delete_category(session: AsyncSession, principal: Principal, *, category_id: int) -> int:
     """Delete a category without subcategories or products; return its id."""
+    require_role(principal, Role.STAFF)
     category = await products_repository.get_category(session, category_id)
     if category is None:
         raise CategoryNotFoundError
@@ -249,6 +245,7 @@ async def _product_conflicts(
 
 async def create_product(session: AsyncSession, principal: Principal, *, fields: ProductFields) -> Product:
     """Create a product with a unique SKU and slug, in an existing category or none."""
+    require_role(principal, Role.STAFF)
     cleaned = _cleaned(fields)
     conflicts = partial(_product_conflicts, session, cleaned, None)
     await _validate(cleaned, conflicts)
@@ -262,6 +259,7 @@ async def update_product(
     session: AsyncSession, principal: Principal, *, product_id: int, changes: ProductFields
 ) -> Product:
     """Change the given fields of a product; its SKU and slug stay unique."""
+    require_role(principal, Role.STAFF)
     product = await products_repository.get_product(session, product_id)
     if product is None:
         raise ProductNotFoundError
@@ -275,6 +273,7 @@ async def update_product(
 
 async def delete_product(session: AsyncSession, principal: Principal, *, product_id: int) -> int:
     """Delete a product that no order names, with its reviews; return its id."""
+    require_role(principal, Role.STAFF)
     product = await products_repository.get_product(session, product_id)
     if product is None:
         raise ProductNotFoundError
@@ -291,6 +290,7 @@ async def delete_product(session: AsyncSession, principal: Principal, *, product
 
 async def adjust_product_stock(session: AsyncSession, principal: Principal, *, product_id: int, delta: int) -> Product:
     """Add `delta` (negative: remove) to a product's stock atomically; stock never drops below 0."""
+    require_role(principal, Role.STAFF)
     adjusted = await products_repository.adjust_product_stock(session, product_id, delta)
     product = await products_repository.get_product(session, product_id)
     if product is None:
@@ -318,9 +318,7 @@ async def create_review(
     session: AsyncSession, principal: Principal, *, product_id: int, rating: int, title: str, body: str
 ) -> Review:
     """Review a product the principal can see, once per user and product; its rating statistics follow."""
-    user_id = principal.user_id
-    if user_id is None:
-        raise UnauthenticatedError(SIGN_IN_REQUIRED)
+    user_id = require_user(principal)
     fields = _cleaned({"rating": rating, "title": title, "body": body})
     conflicts = partial(_review_conflicts, session, principal, product_id, user_id)
     await _validate(fields, conflicts)
@@ -333,10 +331,11 @@ async def create_review(
 
 async def delete_review(session: AsyncSession, principal: Principal, *, review_id: int) -> Review:
     """Delete a review, as its author or staff; its product's rating statistics follow."""
+    user_id = require_user(principal)
     review = await products_repository.get_removable_review(session, principal, review_id)
     if review is None:
         raise ReviewNotFoundError
-    if review.user_id != principal.user_id and not principal.is_staff:
+    if review.user_id != user_id and not principal.is_staff:
         raise ForbiddenError(NOT_YOUR_REVIEW)
     await session.delete(review)
     await session.flush()
