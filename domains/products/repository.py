@@ -337,11 +337,6 @@ async def get_removable_review(session: AsyncSession, principal: Principal, revi
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_category_id_by_slug(session: AsyncSession, slug: str) -> int | None:
-    """Get the id of the category with this slug."""
-    return (await session.execute(select(Category.id).where(Category.slug == slug))).scalar_one_or_none()
-
-
 async def get_product_id_by_slug(session: AsyncSession, slug: str) -> int | None:
     """Get the id of the product with this slug, published or not."""
     return (await session.execute(select(Product.id).where(Product.slug == slug))).scalar_one_or_none()
