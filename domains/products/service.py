@@ -244,6 +244,10 @@ async def create_category(session: AsyncSession, principal: Principal, data: Cat
 async def update_category(session: AsyncSession, principal: Principal, data: CategoryUpdate) -> Category:
     """Change the given fields of a category (staff only); its slug stays unique and it never moves under itself."""
     require_role(principal, Role.STAFF)
+    if data.parent_id is not None:
+        # Two moves at once (A under B, B under A) would each find no cycle in the tree as it was
+        # before the other: a move waits here until any other move has committed, then reads the tree.
+        await products_repository.lock_category_tree(session)
     category = await products_repository.get_category(session, data.category_id)
     if category is None:
         raise CategoryNotFoundError
