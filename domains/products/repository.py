@@ -77,6 +77,7 @@ REVIEW_SORT_KEYS = {
 NEWEST_REVIEWS_FIRST = Ordering(REVIEW_SORT_KEYS[ReviewSortField.CREATED_AT], descending=True)
 CATEGORY_ORDERING = Ordering(SortKey("NAME", Category.name, "str"), descending=False)
 MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer
+CATEGORY_MOVE_LOCK = 0x63617465676F7279  # "category": the key of PostgreSQL's advisory lock for moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,11 +338,6 @@ async def get_removable_review(session: AsyncSession, principal: Principal, revi
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_category_id_by_slug(session: AsyncSession, slug: str) -> int | None:
-    """Get the id of the category with this slug."""
-    return (await session.execute(select(Category.id).where(Category.slug == slug))).scalar_one_or_none()
-
-
 async def get_product_id_by_slug(session: AsyncSession, slug: str) -> int | None:
     """Get the id of the product with this slug, published or not."""
     return (await session.execute(select(Product.id).where(Product.slug == slug))).scalar_one_or_none()
@@ -365,6 +361,13 @@ async def list_category_ancestor_ids(session: AsyncSession, category_id: int) ->
     # UNION, not UNION ALL: should the tree ever hold a cycle, the walk still ends.
     chain = chain.union(select(parent.id, parent.parent_id).join(chain, parent.id == chain.c.parent_id))
     return set((await session.execute(select(chain.c.id))).scalars())
+
+
+async def lock_category_tree(session: AsyncSession) -> None:
+    """Wait for and hold the lock on moving categories until the transaction ends."""
+    # SQLite needs none: its writers already take turns (BEGIN IMMEDIATE, see api/db.py).
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(CATEGORY_MOVE_LOCK)))
 
 
 async def count_category_references(session: AsyncSession, category_id: int) -> int:

@@ -10,6 +10,7 @@ import strawberry
 from domains.common.ids import decode_typed_id
 from domains.common.keyset import Ordering, PageRequest, page_request
 from domains.products import repository as products_repository
+from domains.products import service as products_service
 from domains.products.repository import PRODUCT_SORT_KEYS, REVIEW_SORT_KEYS
 from domains.products.service import (
     DESCRIPTION_MAX_LENGTH,
@@ -21,8 +22,6 @@ from domains.products.service import (
     REVIEW_TITLE_MAX_LENGTH,
     SKU_MAX_LENGTH,
     SLUG_MAX_LENGTH,
-    CategoryFields,
-    ProductFields,
 )
 
 SLUG_RULES = (
@@ -140,15 +139,13 @@ class ProductFilter:
 
 
 # Inputs of the catalog and review mutations. In an update input an omitted (or null) field keeps
-# its stored value; `parentId` and `categoryId` alone give null a meaning of its own.
+# its stored value; `parentId` and `categoryId` alone give null a meaning of its own, so they are
+# handed over only when given. Each becomes the service's typed input unchecked (`model_construct`):
+# the service validates it, so that format problems and conflicts with stored rows come in one answer.
 
 
 def _optional_pk(value: strawberry.ID | None, type_name: str) -> int | None:
     return decode_typed_id(value, type_name) if value is not None else None
-
-
-def _given(**values: object) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 @strawberry.input(description="A new category.")
@@ -162,14 +159,13 @@ class CategoryCreateInput:
         default=None, description="Global id of the enclosing category; omit or null for a top-level category."
     )
 
-    def to_command(self) -> dict[str, Any]:
-        fields = CategoryFields(
+    def to_input(self) -> products_service.CategoryCreate:
+        return products_service.CategoryCreate.model_construct(
             name=self.name,
             slug=self.slug,
             description=self.description,
             parent_id=_optional_pk(self.parent_id, "Category"),
         )
-        return {"fields": fields}
 
 
 @strawberry.input(description="Changes to a category; only the fields given change.")
@@ -188,11 +184,16 @@ class CategoryUpdateInput:
         "subcategories); null moves it to the top level; omit to keep.",
     )
 
-    def to_command(self) -> dict[str, Any]:
-        changes = _given(name=self.name, slug=self.slug, description=self.description)
-        if self.parent_id is not strawberry.UNSET:
-            changes["parent_id"] = _optional_pk(self.parent_id, "Category")
-        return {"category_id": decode_typed_id(self.category_id, "Category"), "changes": changes}
+    def to_input(self) -> products_service.CategoryUpdate:
+        changes = products_service.CategoryUpdate.model_construct(
+            category_id=decode_typed_id(self.category_id, "Category"),
+            name=self.name,
+            slug=self.slug,
+            description=self.description,
+        )
+        if self.parent_id is strawberry.UNSET:
+            return changes
+        return changes.model_copy(update={"parent_id": _optional_pk(self.parent_id, "Category")})
 
 
 @strawberry.input(description="The category to delete.")
@@ -201,8 +202,8 @@ class CategoryDeleteInput:
         description="Global id of a category without subcategories and products."
     )
 
-    def to_command(self) -> dict[str, Any]:
-        return {"category_id": decode_typed_id(self.category_id, "Category")}
+    def to_category_id(self) -> int:
+        return decode_typed_id(self.category_id, "Category")
 
 
 @strawberry.input(description="A new product.")
@@ -222,8 +223,8 @@ class ProductCreateInput:
         default=True, description="Whether customers can see it; default true. Unpublished: staff only."
     )
 
-    def to_command(self) -> dict[str, Any]:
-        fields = ProductFields(
+    def to_input(self) -> products_service.ProductCreate:
+        return products_service.ProductCreate.model_construct(
             sku=self.sku,
             name=self.name,
             slug=self.slug,
@@ -233,7 +234,6 @@ class ProductCreateInput:
             category_id=_optional_pk(self.category_id, "Category"),
             is_published=self.is_published,
         )
-        return {"fields": fields}
 
 
 @strawberry.input(description="Changes to a product; only the fields given change. Stock: `productStockAdjust`.")
@@ -256,8 +256,9 @@ class ProductUpdateInput:
         default=None, description=f"Whether customers can see it (false: staff only). {KEEP}"
     )
 
-    def to_command(self) -> dict[str, Any]:
-        changes = _given(
+    def to_input(self) -> products_service.ProductUpdate:
+        changes = products_service.ProductUpdate.model_construct(
+            product_id=decode_typed_id(self.product_id, "Product"),
             sku=self.sku,
             name=self.name,
             slug=self.slug,
@@ -265,17 +266,17 @@ class ProductUpdateInput:
             price=self.price,
             is_published=self.is_published,
         )
-        if self.category_id is not strawberry.UNSET:
-            changes["category_id"] = _optional_pk(self.category_id, "Category")
-        return {"product_id": decode_typed_id(self.product_id, "Product"), "changes": changes}
+        if self.category_id is strawberry.UNSET:
+            return changes
+        return changes.model_copy(update={"category_id": _optional_pk(self.category_id, "Category")})
 
 
 @strawberry.input(description="The product to delete.")
 class ProductDeleteInput:
     product_id: strawberry.ID = strawberry.field(description="Global id of a product that no order names.")
 
-    def to_command(self) -> dict[str, Any]:
-        return {"product_id": decode_typed_id(self.product_id, "Product")}
+    def to_product_id(self) -> int:
+        return decode_typed_id(self.product_id, "Product")
 
 
 @strawberry.input(description="A change to a product's stock.")
@@ -285,8 +286,10 @@ class ProductStockAdjustInput:
         description="Units to add (positive) or remove (negative); stock never drops below 0."
     )
 
-    def to_command(self) -> dict[str, Any]:
-        return {"product_id": decode_typed_id(self.product_id, "Product"), "delta": self.delta}
+    def to_input(self) -> products_service.ProductStockAdjust:
+        return products_service.ProductStockAdjust.model_construct(
+            product_id=decode_typed_id(self.product_id, "Product"), delta=self.delta
+        )
 
 
 @strawberry.input(description="A review of a product.")
@@ -302,18 +305,15 @@ class ReviewCreateInput:
         default="", description=f"Text of the review, at most {REVIEW_BODY_MAX_LENGTH} characters; default empty."
     )
 
-    def to_command(self) -> dict[str, Any]:
-        return {
-            "product_id": decode_typed_id(self.product_id, "Product"),
-            "rating": self.rating,
-            "title": self.title,
-            "body": self.body,
-        }
+    def to_input(self) -> products_service.ReviewCreate:
+        return products_service.ReviewCreate.model_construct(
+            product_id=decode_typed_id(self.product_id, "Product"), rating=self.rating, title=self.title, body=self.body
+        )
 
 
 @strawberry.input(description="The review to delete.")
 class ReviewDeleteInput:
     review_id: strawberry.ID = strawberry.field(description="Global id of your review (staff: any review).")
 
-    def to_command(self) -> dict[str, Any]:
-        return {"review_id": decode_typed_id(self.review_id, "Review")}
+    def to_review_id(self) -> int:
+        return decode_typed_id(self.review_id, "Review")

@@ -96,7 +96,7 @@ class ProductsMutation:
     async def category_create(self, info: Info, input: Annotated[CategoryCreateInput, INPUT]) -> CategoryCreatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.create_category(session, info.context.principal, **input.to_command())
+                row = await products_service.create_category(session, info.context.principal, input.to_input())
         except DomainError as exc:
             return CategoryCreatePayload(user_errors=user_errors_from(exc))
         return CategoryCreatePayload(category=_category(info, row))
@@ -110,7 +110,7 @@ class ProductsMutation:
     async def category_update(self, info: Info, input: Annotated[CategoryUpdateInput, INPUT]) -> CategoryUpdatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.update_category(session, info.context.principal, **input.to_command())
+                row = await products_service.update_category(session, info.context.principal, input.to_input())
         except DomainError as exc:
             return CategoryUpdatePayload(user_errors=user_errors_from(exc))
         return CategoryUpdatePayload(category=_category(info, row))
@@ -123,7 +123,9 @@ class ProductsMutation:
     async def category_delete(self, info: Info, input: Annotated[CategoryDeleteInput, INPUT]) -> CategoryDeletePayload:
         try:
             async with info.context.db.transaction() as session:
-                pk = await products_service.delete_category(session, info.context.principal, **input.to_command())
+                pk = await products_service.delete_category(
+                    session, info.context.principal, category_id=input.to_category_id()
+                )
         except DomainError as exc:
             return CategoryDeletePayload(user_errors=user_errors_from(exc))
         _forget_category(info, pk)
@@ -137,7 +139,7 @@ class ProductsMutation:
     async def product_create(self, info: Info, input: Annotated[ProductCreateInput, INPUT]) -> ProductCreatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.create_product(session, info.context.principal, **input.to_command())
+                row = await products_service.create_product(session, info.context.principal, input.to_input())
         except DomainError as exc:
             return ProductCreatePayload(user_errors=user_errors_from(exc))
         return ProductCreatePayload(product=await _product(info, row.id))
@@ -151,7 +153,7 @@ class ProductsMutation:
     async def product_update(self, info: Info, input: Annotated[ProductUpdateInput, INPUT]) -> ProductUpdatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.update_product(session, info.context.principal, **input.to_command())
+                row = await products_service.update_product(session, info.context.principal, input.to_input())
         except DomainError as exc:
             return ProductUpdatePayload(user_errors=user_errors_from(exc))
         return ProductUpdatePayload(product=await _product(info, row.id))
@@ -164,7 +166,9 @@ class ProductsMutation:
     async def product_delete(self, info: Info, input: Annotated[ProductDeleteInput, INPUT]) -> ProductDeletePayload:
         try:
             async with info.context.db.transaction() as session:
-                pk = await products_service.delete_product(session, info.context.principal, **input.to_command())
+                pk = await products_service.delete_product(
+                    session, info.context.principal, product_id=input.to_product_id()
+                )
         except DomainError as exc:
             return ProductDeletePayload(user_errors=user_errors_from(exc))
         _forget_reviews(info, product_id=pk)
@@ -181,7 +185,7 @@ class ProductsMutation:
     ) -> ProductStockAdjustPayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.adjust_product_stock(session, info.context.principal, **input.to_command())
+                row = await products_service.adjust_product_stock(session, info.context.principal, input.to_input())
         except DomainError as exc:
             return ProductStockAdjustPayload(user_errors=user_errors_from(exc))
         return ProductStockAdjustPayload(product=await _product(info, row.id))
@@ -195,7 +199,7 @@ class ProductsMutation:
     async def review_create(self, info: Info, input: Annotated[ReviewCreateInput, INPUT]) -> ReviewCreatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.create_review(session, info.context.principal, **input.to_command())
+                row = await products_service.create_review(session, info.context.principal, input.to_input())
         except DomainError as exc:
             return ReviewCreatePayload(user_errors=user_errors_from(exc))
         return ReviewCreatePayload(review=_review(info, row))
@@ -208,7 +212,9 @@ class ProductsMutation:
     async def review_delete(self, info: Info, input: Annotated[ReviewDeleteInput, INPUT]) -> ReviewDeletePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.delete_review(session, info.context.principal, **input.to_command())
+                row = await products_service.delete_review(
+                    session, info.context.principal, review_id=input.to_review_id()
+                )
         except DomainError as exc:
             return ReviewDeletePayload(user_errors=user_errors_from(exc))
         info.context.loaders.products.review_by_id.clear(row.id)

@@ -129,8 +129,9 @@ async def test_category_create_refuses_a_taken_slug(
 
 async def _create_in(session: AsyncSession, principal: Principal, slug: str) -> DomainError | None:
     try:
-        fields = products_service.CategoryFields(name="Tea", slug=slug, description="", parent_id=None)
-        await products_service.create_category(session, principal, fields=fields)
+        await products_service.create_category(
+            session, principal, products_service.CategoryCreate(name="Tea", slug=slug)
+        )
         await session.commit()
     except DomainError as exc:
         await session.rollback()
@@ -149,8 +150,9 @@ async def test_category_create_answers_already_exists_to_the_loser_of_a_race(
     sessions = create_sessionmaker(engine)
     try:
         async with sessions() as first, sessions() as second:
-            fields = products_service.CategoryFields(name="Tea", slug="tea", description="", parent_id=None)
-            await products_service.create_category(first, principal, fields=fields)
+            await products_service.create_category(
+                first, principal, products_service.CategoryCreate(name="Tea", slug="tea")
+            )
 
             # when: the second one waits on the first (PostgreSQL: on the unique index; SQLite: on the write lock)
             racing = asyncio.create_task(_create_in(second, principal, "tea"))

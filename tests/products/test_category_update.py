@@ -1,12 +1,19 @@
+import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.db import create_engine, create_sessionmaker
+from api.settings import Settings
+from domains.common.exceptions import DomainError
 from domains.common.ids import encode_global_id
+from domains.common.principal import Principal, Role
 from domains.products import models as products_models
+from domains.products import service as products_service
 from tests import factories
 from tests.auth import Caller, bearer, cast
 from tests.graphql import error_codes, gql, post
@@ -202,3 +209,65 @@ async def test_category_update_is_for_staff_only(app: FastAPI, client: AsyncClie
     assert error_codes(answers["customer"]) == ["FORBIDDEN"]
     for allowed in ("staff", "admin", "admin_key_as_staff"):
         assert answers[allowed]["data"]["categoryUpdate"]["userErrors"] == [], allowed
+
+
+# How long a move that has written holds its commit for the other move to write too. The other
+# either writes within it (a race: both commit) or waits on this one (serialised: it commits alone).
+HOLD_SECONDS = 0.5
+
+
+async def _move(
+    sessions: async_sessionmaker[AsyncSession], principal: Principal, barrier: asyncio.Barrier, child: int, parent: int
+) -> DomainError | None:
+    async with sessions() as session:
+        try:
+            move = products_service.CategoryUpdate(category_id=child, parent_id=parent)
+            await products_service.update_category(session, principal, move)
+        except DomainError as exc:
+            await session.rollback()
+            return exc
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(barrier.wait(), HOLD_SECONDS)
+        await session.commit()
+    return None
+
+
+async def _parents(session: AsyncSession, *categories: products_models.Category) -> dict[int, int | None]:
+    stmt = select(products_models.Category.id, products_models.Category.parent_id).where(
+        products_models.Category.id.in_([category.id for category in categories])
+    )
+    parents = dict((await session.execute(stmt)).all())
+    await session.commit()  # ends the read, so the next one sees later commits (SQLite keeps a snapshot)
+    return parents
+
+
+async def test_category_update_two_concurrent_moves_under_each_other_never_form_a_cycle(
+    settings: Settings, db_session: AsyncSession
+) -> None:
+    # given: two top-level categories and a member of staff
+    a = await factories.create_category(db_session)
+    b = await factories.create_category(db_session)
+    staff = await factories.create_user(db_session, roles=("STAFF",))
+    await db_session.commit()
+    principal = Principal(user_id=staff.id, roles=frozenset({Role.STAFF}))
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    try:
+        for _ in range(3):
+            # when: two transactions move A under B and B under A at once, each holding its commit
+            # until the other has written too (or is waiting on it)
+            barrier = asyncio.Barrier(2)
+            outcomes = await asyncio.gather(
+                _move(sessions, principal, barrier, a.id, b.id), _move(sessions, principal, barrier, b.id, a.id)
+            )
+
+            # then: one move is made, the other is refused on parentId, and the tree has no cycle
+            refused = [outcome for outcome in outcomes if outcome is not None]
+            assert len(refused) == 1, outcomes
+            assert [(p.code, p.field) for p in refused[0].problems] == [("INVALID", ("input", "parentId"))]
+            parents = await _parents(db_session, a, b)
+            assert parents in ({a.id: b.id, b.id: None}, {a.id: None, b.id: a.id}), parents
+            await db_session.execute(update(products_models.Category).values(parent_id=None))
+            await db_session.commit()
+    finally:
+        await engine.dispose()

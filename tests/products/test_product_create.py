@@ -188,13 +188,13 @@ async def test_product_create_refuses_a_taken_sku_and_slug(
     assert _codes(payload) == [("ALREADY_EXISTS", ["input", "sku"]), ("ALREADY_EXISTS", ["input", "slug"])]
 
 
-def _fields() -> products_service.ProductFields:
-    return products_service.ProductFields(sku="TEA-001", name="Tea", slug="tea", price=Decimal(1), description="")
+def _fields() -> products_service.ProductCreate:
+    return products_service.ProductCreate(sku="TEA-001", name="Tea", slug="tea", price=Decimal(1))
 
 
 async def _create_in(session: AsyncSession, principal: Principal) -> DomainError | None:
     try:
-        await products_service.create_product(session, principal, fields=_fields())
+        await products_service.create_product(session, principal, _fields())
         await session.commit()
     except DomainError as exc:
         await session.rollback()
@@ -213,7 +213,7 @@ async def test_product_create_answers_already_exists_to_the_loser_of_a_race(
     sessions = create_sessionmaker(engine)
     try:
         async with sessions() as first, sessions() as second:
-            await products_service.create_product(first, principal, fields=_fields())
+            await products_service.create_product(first, principal, _fields())
 
             # when: the second one waits on the first (PostgreSQL: on the unique index; SQLite: on the write lock)
             racing = asyncio.create_task(_create_in(second, principal))
