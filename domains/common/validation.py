@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError
@@ -31,9 +32,15 @@ _TOO_SHORT = frozenset({"string_too_short", "too_short"})
 
 
 class FrozenInput(BaseModel):
-    """The typed input of one use case: immutable, and refusing fields it does not declare."""
+    """The typed input of one use case: immutable, and refusing fields it does not declare.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Fields are also known by their camelCase alias, so a problem's path names the value as the
+    GraphQL input does: `("input", "parentId")`, `("input", "idempotencyKey")`.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
 
 
 Input = TypeVar("Input", bound=BaseModel)
@@ -71,11 +78,31 @@ def _hint(model: type[BaseModel], location: tuple[str, ...]) -> str | None:
     current: type[BaseModel] | None = model
     description: str | None = None
     for part in location:
-        if current is None or part not in current.model_fields:
+        if current is None:
             continue
-        info = current.model_fields[part]
+        by_alias = {info.alias or name: info for name, info in current.model_fields.items()}
+        info = by_alias.get(part) or current.model_fields.get(part)
+        if info is None:
+            continue
         description = info.description
         annotation = info.annotation
         inner = getattr(annotation, "__args__", (annotation,))
         current = next((arg for arg in inner if isinstance(arg, type) and issubclass(arg, BaseModel)), None)
     return description
+
+
+def in_field_order(model: type[BaseModel], problems: Sequence[FieldProblem]) -> list[FieldProblem]:
+    """Order problems as a form shows them: by field in the model's order, then by list index, else as found.
+
+    A rule checked outside pydantic (the similarity of a password, the roles an API key may hold) adds its
+    problems after pydantic's; this puts `("input", "roles", "1")` between `name` and `expiresAt`.
+    """
+    fields = [info.alias or name for name, info in model.model_fields.items()]
+
+    def position(problem: FieldProblem) -> tuple[int, int]:
+        path = problem.field or ()
+        top = fields.index(path[1]) if len(path) > 1 and path[1] in fields else len(fields)
+        index = int(path[2]) if len(path) > 2 and path[2].isdigit() else -1
+        return top, index
+
+    return sorted(problems, key=position)

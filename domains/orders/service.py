@@ -7,8 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Self
 
 import orjson
-from pydantic import ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,17 +28,12 @@ CENT = Decimal("0.01")
 DUPLICATE_LINE = "This product is already on another line; put the whole quantity on one line."
 
 
-class _Input(FrozenInput):
-    # Problems carry the paths of the GraphQL arguments, which are camelCase: ("input", "idempotencyKey").
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
-
-
-class OrderLine(_Input):
+class OrderLine(FrozenInput):
     product_id: int
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description=f"Order from 1 to {MAX_QUANTITY} units.")]
 
 
-class OrderPlace(_Input):
+class OrderPlace(FrozenInput):
     """An order to place: 1 to MAX_LINES lines, each product on one line, and an optional idempotency key."""
 
     # A list, not a tuple: pydantic counts a list's lines as sent (a tuple's as validated, so two bad
@@ -70,14 +64,14 @@ class OrderPlace(_Input):
         return order
 
 
-class OrderStatusUpdate(_Input):
+class OrderStatusUpdate(FrozenInput):
     """An order and the status to move it to."""
 
     order_id: int
     status: OrderStatus
 
 
-class OrderCancel(_Input):
+class OrderCancel(FrozenInput):
     """The order to cancel."""
 
     order_id: int

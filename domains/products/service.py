@@ -12,8 +12,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
-from pydantic import ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StringConstraints
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,12 +78,7 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=REVIE
 Body = Annotated[str, StringConstraints(max_length=REVIEW_BODY_MAX_LENGTH)]
 
 
-class _Input(FrozenInput):
-    # A problem names its field as the GraphQL input does (`("input", "parentId")`).
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
-
-
-class CategoryCreate(_Input):
+class CategoryCreate(FrozenInput):
     """A new category: at the top level (no parent) or under an existing category."""
 
     name: Name
@@ -93,7 +87,7 @@ class CategoryCreate(_Input):
     parent_id: int | None = None
 
 
-class CategoryUpdate(_Input):
+class CategoryUpdate(FrozenInput):
     """Changes to a category: only the fields given change, and None keeps a value.
 
     A given `parent_id=None` moves the category to the top level.
@@ -106,7 +100,7 @@ class CategoryUpdate(_Input):
     parent_id: int | None = None
 
 
-class ProductCreate(_Input):
+class ProductCreate(FrozenInput):
     """A new product, in an existing category or none."""
 
     sku: Sku
@@ -119,7 +113,7 @@ class ProductCreate(_Input):
     is_published: bool = True
 
 
-class ProductUpdate(_Input):
+class ProductUpdate(FrozenInput):
     """Changes to a product: only the fields given change, and None keeps a value.
 
     A given `category_id=None` leaves the product without a category.
@@ -135,14 +129,14 @@ class ProductUpdate(_Input):
     category_id: int | None = None
 
 
-class ProductStockAdjust(_Input):
+class ProductStockAdjust(FrozenInput):
     """Units to add to a product's stock (negative: to remove)."""
 
     product_id: int
     delta: int
 
 
-class ReviewCreate(_Input):
+class ReviewCreate(FrozenInput):
     """A review of a product the author can see."""
 
     product_id: int
@@ -151,11 +145,11 @@ class ReviewCreate(_Input):
     body: Body = ""
 
 
-InputT = TypeVar("InputT", bound=_Input)
+InputT = TypeVar("InputT", bound=FrozenInput)
 Conflicts = Callable[[], Awaitable[list[FieldProblem]]]
 
 
-def _given(data: _Input) -> dict[str, Any]:
+def _given(data: FrozenInput) -> dict[str, Any]:
     # In declaration order, so that problems come in the order of the input's fields.
     return {name: getattr(data, name) for name in type(data).model_fields if name in data.model_fields_set}
 
@@ -177,14 +171,14 @@ async def _checked(
     return checked
 
 
-def _well_formed_text(data: _Input, name: str, malformed: frozenset[str]) -> str | None:
+def _well_formed_text(data: FrozenInput, name: str, malformed: frozenset[str]) -> str | None:
     # The value a lookup of a unique text should use: none when absent or malformed, else trimmed
     # as validation trims it (an input whose other fields failed was not trimmed).
     value = getattr(data, name) if name in data.model_fields_set and name not in malformed else None
     return value.strip() if isinstance(value, str) else None
 
 
-def _changes(data: _Input, *, key: str, nullable: str) -> dict[str, Any]:
+def _changes(data: FrozenInput, *, key: str, nullable: str) -> dict[str, Any]:
     # The fields to write: the given ones but the row's id; None keeps a value, except in the one
     # nullable field, where it means "none".
     given = _given(data)

@@ -11,12 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError, NotFoundError
 from domains.common.principal import Principal, Role, require_role
-from domains.common.validation import validated
+from domains.common.validation import FrozenInput, in_field_order, validated
 from domains.users import repository as users_repository
 from domains.users.exceptions import CannotRemoveOwnAdminError, EmailTakenError
 from domains.users.models import User
 from domains.users.passwords import hash_password
-from domains.users.service._inputs import CamelInput, in_field_order
 
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 120
@@ -52,7 +51,7 @@ def _deliverable_form(email: str) -> str:
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)]
 
 
-class AccountRegister(CamelInput):
+class AccountRegister(FrozenInput):
     """A new customer account: its e-mail address is stored trimmed and lower-cased, its name trimmed."""
 
     email: Annotated[
@@ -125,7 +124,7 @@ async def register_account(session: AsyncSession, *, account: NewAccount) -> Use
     return user
 
 
-class UserRolesSet(CamelInput):
+class UserRolesSet(FrozenInput):
     """A user and the roles that replace theirs: at least one."""
 
     user_id: int

@@ -19,18 +19,17 @@ from domains.common.exceptions import (
     UnauthenticatedError,
 )
 from domains.common.principal import Principal, Role, effective_roles, require_user
-from domains.common.validation import validated
+from domains.common.validation import FrozenInput, in_field_order, validated
 from domains.users import repository as users_repository
 from domains.users.exceptions import API_KEY_REFUSED, INVALID_API_KEY
 from domains.users.models import ApiKey
 from domains.users.service._accounts import Name
-from domains.users.service._inputs import CamelInput, in_field_order
 from domains.users.tokens import token_digest
 
 API_KEY_PREFIX_MARK = "sfk_"
 
 
-class ApiKeyCreate(CamelInput):
+class ApiKeyCreate(FrozenInput):
     """A new API key: its name, the roles it grants (default: all of its owner's), and when it stops working."""
 
     name: Name
@@ -53,7 +52,7 @@ class ApiKeyCreate(CamelInput):
         return api_key
 
 
-class ApiKeyRevoke(CamelInput):
+class ApiKeyRevoke(FrozenInput):
     """The API key to revoke."""
 
     api_key_id: int

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.exceptions import UnauthenticatedError
 from domains.common.principal import Principal
+from domains.common.validation import FrozenInput
 from domains.users import repository as users_repository
 from domains.users.exceptions import (
     INVALID_ACCESS_TOKEN,
@@ -23,24 +24,23 @@ from domains.users.exceptions import (
 from domains.users.models import RefreshToken, User
 from domains.users.passwords import verify_password
 from domains.users.service._accounts import normalize_email, user_roles
-from domains.users.service._inputs import CamelInput
 from domains.users.tokens import InvalidTokenError, TokenIssuer, token_digest
 
 
-class SignIn(CamelInput):
+class SignIn(FrozenInput):
     """Credentials to sign in with: an e-mail address in any case, and a password."""
 
     email: str
     password: str
 
 
-class TokenRefresh(CamelInput):
+class TokenRefresh(FrozenInput):
     """The latest refresh token of a session, to exchange for a new pair."""
 
     refresh_token: str
 
 
-class TokenRevoke(CamelInput):
+class TokenRevoke(FrozenInput):
     """Any refresh token of the session to end."""
 
     refresh_token: str
