@@ -5,6 +5,7 @@ import strawberry
 from domains.common.keyset import page_request
 from domains.common.principal import Role
 from domains.users import repository as users_repository
+from domains.users import service as users_service
 from schema.context import Info
 from schema.permissions import requires
 from schema.relay.connection import After, Before, Connection, First, Last
@@ -26,13 +27,13 @@ class UsersQuery:
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> Connection[users_types.User]:
         page = page_request(users_repository.USER_ORDERING, first=first, after=after, last=last, before=before)
-        db = info.context.db
+        db, principal = info.context.db, info.context.principal
         async with db.read() as session:
-            rows = await users_repository.list_users(session, page)
+            rows = await users_service.list_users(session, principal, page=page)
 
         async def count() -> int:
             async with db.read() as session:
-                return await users_repository.count_users(session)
+                return await users_service.count_users(session, principal)
 
         return Connection.from_page(rows, users_types.User.from_model, count)
 

@@ -18,8 +18,10 @@ from domains.common.exceptions import (
     NotFoundError,
     UnauthenticatedError,
 )
+from domains.common.keyset import page_request
 from domains.common.principal import ANONYMOUS, Principal, Role
 from domains.users import models as users_models
+from domains.users import repository as users_repository
 from domains.users import service as users_service
 from domains.users.exceptions import InvalidCredentialsError
 from tests import factories
@@ -234,3 +236,38 @@ def test_account_register_input_reports_every_problem_in_field_order() -> None:
     assert [(p.code, p.field) for p in too_similar.value.problems] == [
         (ErrorCode.PASSWORD_TOO_SIMILAR, ("input", "password"))
     ]
+
+
+@pytest.mark.parametrize(
+    ("caller_roles", "refusal"),
+    [(None, UnauthenticatedError), (("CUSTOMER",), ForbiddenError), (("STAFF",), ForbiddenError)],
+)
+async def test_list_users_refuses_anyone_but_an_admin(
+    db_session: AsyncSession, caller_roles: tuple[str, ...] | None, refusal: type[ClientError]
+) -> None:
+    # given
+    caller = _principal(await factories.create_user(db_session, roles=caller_roles)) if caller_roles else ANONYMOUS
+    await db_session.commit()
+    page = page_request(users_repository.USER_ORDERING, first=10, after=None, last=None, before=None)
+
+    # when / then
+    with pytest.raises(refusal):
+        await users_service.list_users(db_session, caller, page=page)
+    with pytest.raises(refusal):
+        await users_service.count_users(db_session, caller)
+
+
+async def test_list_users_shows_an_admin_every_account(db_session: AsyncSession) -> None:
+    # given
+    admin = await factories.create_user(db_session, roles=("ADMIN",))
+    customer = await factories.create_user(db_session)
+    await db_session.commit()
+    page = page_request(users_repository.USER_ORDERING, first=10, after=None, last=None, before=None)
+
+    # when
+    listed = await users_service.list_users(db_session, _principal(admin), page=page)
+    counted = await users_service.count_users(db_session, _principal(admin))
+
+    # then
+    assert {row.id for row in listed.rows} == {admin.id, customer.id}
+    assert counted == 2

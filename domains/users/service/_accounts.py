@@ -10,11 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError, NotFoundError
+from domains.common.keyset import Page, PageRequest
 from domains.common.principal import Principal, Role, require_role
 from domains.common.validation import FrozenInput, in_field_order, validated
 from domains.users import repository as users_repository
 from domains.users.exceptions import CannotRemoveOwnAdminError, EmailTakenError
-from domains.users.models import User
+from domains.users.models import User, UserView
 from domains.users.passwords import hash_password
 
 EMAIL_MAX_LENGTH = 254
@@ -143,3 +144,15 @@ async def set_user_roles(session: AsyncSession, principal: Principal, *, input: 
     user.roles = [role.value for role in granted]
     await session.flush()
     return user
+
+
+async def list_users(session: AsyncSession, principal: Principal, *, page: PageRequest) -> Page[UserView]:
+    """List one keyset page of every account, newest first; admins only."""
+    require_role(principal, Role.ADMIN)
+    return await users_repository.list_users(session, page)
+
+
+async def count_users(session: AsyncSession, principal: Principal) -> int:
+    """Count every account; admins only."""
+    require_role(principal, Role.ADMIN)
+    return await users_repository.count_users(session)
