@@ -325,3 +325,19 @@ async def test_a_failed_field_publishes_nothing_while_the_field_before_it_publis
 
 async def _stock(session: AsyncSession, product_id: int) -> int:
     return int(await session.scalar(select(Product.stock).where(Product.id == product_id)) or 0)
+
+
+async def test_a_read_after_a_release_runs_in_autocommit_again(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    # given: a request that read, then gave its connection back
+    db = RequestDb(sessionmaker())
+    async with db.read() as session:
+        await session.execute(select(1))
+    await db.release()
+
+    # when
+    async with db.read() as session:
+        options = (await session.connection()).sync_connection.get_execution_options()  # type: ignore[union-attr]
+    await db.close()
+
+    # then
+    assert options.get("isolation_level") == "AUTOCOMMIT"
