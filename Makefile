@@ -13,7 +13,7 @@ WS_MAX_SIZE ?= 1048576
 NODE_AUDITS := tests/node
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install browser node migrate seed run test lint format typecheck importlint pytest schema migration bench serve
+.PHONY: help install browser node migrate seed run test lint format typecheck importlint pytest mutation schema migration bench serve
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ pytest: install browser node ## Run the tests (TEST_DATABASE_URL selects Postgre
 	$(BIN)/pytest -m "not alone" --cov --cov-report=term
 	@# Stall measurements run on their own, untraced: a coverage tracer slows every callback several-fold.
 	$(BIN)/pytest -m alone -n 0 --no-cov
+
+mutation: install ## Mutation testing of the unit of work and the order service (slow; not part of `test`)
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 schema: install ## Regenerate schema/schema.graphql from the code
 	$(BIN)/python -m schema.export

@@ -10,6 +10,7 @@ from domains.common.base import utcnow
 from domains.common.principal import Principal, Role
 from domains.users import models as users_models
 from domains.users import service as users_service
+from domains.users.tokens import TokenIssuer
 from tests import factories
 
 
@@ -21,14 +22,36 @@ class Caller:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Account(Caller):
+    """A caller with its account: the user row, its API key when it calls with one, and its principal."""
+
+    user: users_models.User
+    key: users_models.ApiKey | None = None
+    roles: frozenset[Role]
+
+    @property
+    def principal(self) -> Principal:
+        """Who the core sees: the user with the roles this caller's credential grants."""
+        return Principal(user_id=self.user.id, roles=self.roles)
+
+
 ANONYMOUS = Caller(user_id=None)
 
 
-def bearer(app: FastAPI, user: users_models.User) -> Caller:
+def _roles(user: users_models.User) -> frozenset[Role]:
+    return frozenset(Role(role) for role in user.roles)
+
+
+def bearer(app: FastAPI, user: users_models.User) -> Account:
     """A caller signed in as `user` with a fresh access token from the app's issuer."""
-    roles = frozenset(Role(role) for role in user.roles)
-    token, _ = app.state.token_issuer.issue_access(user.id, roles, now=utcnow())
-    return Caller(user_id=user.id, headers={"Authorization": f"Bearer {token}"})
+    return signed_in(app.state.token_issuer, user)
+
+
+def signed_in(issuer: TokenIssuer, user: users_models.User) -> Account:
+    """An account signed in as `user` with a fresh access token from `issuer`."""
+    token, _ = issuer.issue_access(user.id, _roles(user), now=utcnow())
+    return Account(user_id=user.id, headers={"Authorization": f"Bearer {token}"}, user=user, roles=_roles(user))
 
 
 async def api_key(
@@ -37,13 +60,14 @@ async def api_key(
     *,
     roles: tuple[Role, ...],
     expires_at: datetime | None = None,
-) -> tuple[users_models.ApiKey, Caller]:
+) -> tuple[users_models.ApiKey, Account]:
     """Create an API key through the service, as its owner would; return it with a caller using it."""
-    principal = Principal(user_id=owner.id, roles=frozenset(Role(role) for role in owner.roles))
+    principal = Principal(user_id=owner.id, roles=_roles(owner))
     key, secret = await users_service.create_api_key(
         session, principal, input=users_service.ApiKeyCreate(name="test key", roles=roles, expires_at=expires_at)
     )
-    return key, Caller(user_id=owner.id, headers={"X-API-Key": secret})
+    caller = Account(user_id=owner.id, headers={"X-API-Key": secret}, user=owner, key=key, roles=frozenset(roles))
+    return key, caller
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,15 @@ from sqlalchemy import delete, make_url, update
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from api.app import create_app
+from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
+from domains.common.principal import Role
 from domains.tables import metadata
+from domains.users import models as users_models
+from domains.users.tokens import TokenIssuer
+from tests import factories
+from tests.auth import Account, api_key, signed_in
 from tests.leftovers import leftovers, seconds_since_boot
 from tests.servers import ROOT, Uvicorn, running_uvicorn
 
@@ -143,6 +149,54 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+def token_issuer(settings: Settings) -> TokenIssuer:
+    """The issuer an app built from the test settings trusts; the role fixtures sign in with it."""
+    return build_token_issuer(settings)
+
+
+async def _committed_user(session: AsyncSession, name: str, roles: tuple[str, ...]) -> users_models.User:
+    user = await factories.create_user(session, name=name, roles=roles)
+    await session.commit()  # the app's own sessions must see it
+    return user
+
+
+@pytest.fixture
+async def customer(db_session: AsyncSession, token_issuer: TokenIssuer) -> Account:
+    """A signed-in customer (bearer token); `.principal` for service calls."""
+    return signed_in(token_issuer, await _committed_user(db_session, "Ann", ("CUSTOMER",)))
+
+
+@pytest.fixture
+async def staff(db_session: AsyncSession, token_issuer: TokenIssuer) -> Account:
+    """A signed-in staff member (bearer token); `.principal` for service calls."""
+    return signed_in(token_issuer, await _committed_user(db_session, "Sam Staff", ("STAFF",)))
+
+
+@pytest.fixture
+async def admin(db_session: AsyncSession, token_issuer: TokenIssuer) -> Account:
+    """A signed-in admin (bearer token); `.principal` for service calls."""
+    return signed_in(token_issuer, await _committed_user(db_session, "Ada Admin", ("ADMIN",)))
+
+
+@pytest.fixture
+async def customer_api_key(db_session: AsyncSession) -> Account:
+    """A customer calling with an API key of their own (CUSTOMER); `.key` is its row."""
+    owner = await _committed_user(db_session, "Kay Customer", ("CUSTOMER",))
+    _, caller = await api_key(db_session, owner, roles=(Role.CUSTOMER,))
+    await db_session.commit()
+    return caller
+
+
+@pytest.fixture
+async def staff_api_key(db_session: AsyncSession) -> Account:
+    """An admin's API key narrowed to STAFF: it may do what staff may, and no more."""
+    owner = await _committed_user(db_session, "Kim Admin", ("ADMIN",))
+    _, caller = await api_key(db_session, owner, roles=(Role.STAFF,))
+    await db_session.commit()
+    return caller
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from domains.common.base import utcnow
 from domains.common.principal import Principal, Role
 from domains.users import models as users_models
 from tests import factories
-from tests.auth import api_key, bearer
+from tests.auth import Account, api_key, bearer
 from tests.graphql import error_codes, post
 
 ME = "{ me { id email } }"
@@ -273,11 +273,12 @@ async def _key_state(session: AsyncSession, key_id: int) -> users_models.ApiKey:
 
 
 @pytest.mark.parametrize("state", ["revoked", "expired", "owner deactivated", "wrong secret"])
-async def test_unusable_api_keys_are_unauthenticated(state: str, client: AsyncClient, db_session: AsyncSession) -> None:
+async def test_unusable_api_keys_are_unauthenticated(
+    state: str, client: AsyncClient, db_session: AsyncSession, customer_api_key: Account
+) -> None:
     # given: a key that worked
-    user = await factories.create_user(db_session)
-    key, caller = await api_key(db_session, user, roles=(Role.CUSTOMER,))
-    await db_session.commit()
+    user, key, caller = customer_api_key.user, customer_api_key.key, customer_api_key
+    assert key is not None
     assert error_codes(await post(client, ME, headers=caller.headers)) == []
     headers = caller.headers
 
@@ -298,12 +299,11 @@ async def test_unusable_api_keys_are_unauthenticated(state: str, client: AsyncCl
 
 
 async def test_api_key_last_used_at_is_written_at_most_once_a_minute(
-    client: AsyncClient, db_session: AsyncSession
+    client: AsyncClient, db_session: AsyncSession, customer_api_key: Account
 ) -> None:
     # given
-    user = await factories.create_user(db_session)
-    key, caller = await api_key(db_session, user, roles=(Role.CUSTOMER,))
-    await db_session.commit()
+    key, caller = customer_api_key.key, customer_api_key
+    assert key is not None
 
     # when: three uses in a row, then one after the last recorded use is made two minutes old
     for _ in range(3):
@@ -333,12 +333,11 @@ async def test_api_key_secrets_are_stored_only_as_hashes_and_never_logged(
     db_session: AsyncSession,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
+    staff: Account,
 ) -> None:
     # given
     caplog.set_level(logging.DEBUG)
-    user = await factories.create_user(db_session, roles=("STAFF",))
-    await db_session.commit()
-    app_caller = bearer(app, user)
+    user, app_caller = staff.user, staff
 
     # when: a key is created over the API, then used
     body = await post(
@@ -363,24 +362,21 @@ async def test_api_key_secrets_are_stored_only_as_hashes_and_never_logged(
 
 
 async def test_require_role_guards_plain_fastapi_routes(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, customer: Account, staff: Account
 ) -> None:
     # given: a REST route (none ship besides health and metrics) behind require_role(STAFF)
     async def staff_only(principal: Principal = Depends(require_role(Role.STAFF))) -> dict[str, int | None]:
         return {"user": principal.user_id}
 
     app.add_api_route("/staff-only", staff_only)
-    customer = await factories.create_user(db_session)
-    staff = await factories.create_user(db_session, roles=("STAFF",))
-    await db_session.commit()
 
     # when
     statuses = {
         "anonymous": (await client.get("/staff-only")).status_code,
         "refused token": (await client.get("/staff-only", headers={"Authorization": "Bearer nope"})).status_code,
-        "customer": (await client.get("/staff-only", headers=bearer(app, customer).headers)).status_code,
-        "staff": (await client.get("/staff-only", headers=bearer(app, staff).headers)).json(),
+        "customer": (await client.get("/staff-only", headers=customer.headers)).status_code,
+        "staff": (await client.get("/staff-only", headers=staff.headers)).json(),
     }
 
     # then
-    assert statuses == {"anonymous": 401, "refused token": 401, "customer": 403, "staff": {"user": staff.id}}
+    assert statuses == {"anonymous": 401, "refused token": 401, "customer": 403, "staff": {"user": staff.user_id}}

@@ -10,8 +10,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from domains.common.principal import Role
-from tests.auth import api_key, bearer
+from tests.auth import Account, bearer
 from tests.factories import create_user
 from tests.servers import Uvicorn
 
@@ -72,13 +71,11 @@ async def test_websocket_bearer_token_in_connection_init_signs_the_user_in(
 
 
 async def test_websocket_api_key_in_connection_init_signs_the_key_owner_in(
-    live_server: Uvicorn, db_session: AsyncSession
+    live_server: Uvicorn, customer_api_key: Account
 ) -> None:
     # given
     base = live_server.url
-    owner = await create_user(db_session)
-    _, caller = await api_key(db_session, owner, roles=(Role.CUSTOMER,))
-    await db_session.commit()
+    owner, caller = customer_api_key.user, customer_api_key
 
     # when
     messages = await _ask_me(base, {"apiKey": caller.headers["X-API-Key"]})

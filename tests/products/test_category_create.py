@@ -14,7 +14,7 @@ from domains.common.principal import Principal, Role
 from domains.products import models as products_models
 from domains.products import service as products_service
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, Caller, cast
 from tests.graphql import error_codes, gql, post
 
 CATEGORY_CREATE = """
@@ -37,18 +37,12 @@ def _codes(payload: dict[str, Any]) -> list[tuple[str, list[str] | None]]:
     return [(error["code"], error["field"]) for error in payload["userErrors"]]
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def test_category_create_adds_a_subcategory_and_records_the_event(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     parent = await factories.create_category(db_session, name="Drinks")
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(
@@ -73,10 +67,10 @@ async def test_category_create_adds_a_subcategory_and_records_the_event(
 
 
 async def test_category_create_reports_every_problem_at_once(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(
@@ -100,10 +94,10 @@ async def test_category_create_reports_every_problem_at_once(
 
 
 async def test_category_create_refuses_names_and_slugs_over_120_characters(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(client, staff, name="n" * 121, slug="s" * 121)
@@ -113,11 +107,11 @@ async def test_category_create_refuses_names_and_slugs_over_120_characters(
 
 
 async def test_category_create_refuses_a_taken_slug(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     existing = await factories.create_category(db_session)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(client, staff, slug=existing.slug)
@@ -186,10 +180,10 @@ async def test_category_create_is_for_staff_only(app: FastAPI, client: AsyncClie
 
 
 async def test_category_create_refuses_a_malformed_parent_id(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     body = await post(

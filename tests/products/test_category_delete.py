@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domains.common.ids import encode_global_id
 from domains.products import models as products_models
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, cast
 from tests.graphql import error_codes, gql, post
 
 CATEGORY_DELETE = """
@@ -21,23 +21,17 @@ def _id(category: products_models.Category) -> str:
     return encode_global_id("Category", category.id)
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def _categories(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(products_models.Category)) or 0)
 
 
 async def test_category_delete_removes_an_unused_category(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     root = await factories.create_category(db_session, name="Drinks")
     leaf = await factories.create_category(db_session, parent=root)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = (await gql(client, CATEGORY_DELETE, {"id": _id(leaf)}, staff.headers))["categoryDelete"]
@@ -51,14 +45,14 @@ async def test_category_delete_removes_an_unused_category(
 
 
 async def test_category_delete_refuses_a_category_with_subcategories_or_products(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     with_child = await factories.create_category(db_session)
     await factories.create_category(db_session, parent=with_child)
     with_product = await factories.create_category(db_session)
     await factories.create_product(db_session, category=with_product)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     answers = [
@@ -77,10 +71,10 @@ async def test_category_delete_refuses_a_category_with_subcategories_or_products
 
 
 async def test_category_delete_answers_not_found_for_an_unknown_category(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(client, CATEGORY_DELETE, {"id": encode_global_id("Category", 424242)}, staff.headers)

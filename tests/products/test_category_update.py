@@ -15,7 +15,7 @@ from domains.common.principal import Principal, Role
 from domains.products import models as products_models
 from domains.products import service as products_service
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, Caller, cast
 from tests.graphql import error_codes, gql, post
 
 CATEGORY_UPDATE = """
@@ -50,19 +50,13 @@ async def _update(client: AsyncClient, caller: Caller, category: products_models
     return data["categoryUpdate"]
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def test_category_update_changes_only_the_given_fields(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     root = await factories.create_category(db_session, name="Drinks")
     category = await factories.create_category(db_session, name="Tea", parent=root)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _update(client, staff, category, name="Green tea", slug="green-tea")
@@ -82,12 +76,12 @@ async def test_category_update_changes_only_the_given_fields(
 
 
 async def test_category_update_moves_to_the_top_level_on_a_null_parent(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     root = await factories.create_category(db_session)
     category = await factories.create_category(db_session, parent=root)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _update(client, staff, category, parentId=None)
@@ -101,12 +95,12 @@ async def test_category_update_moves_to_the_top_level_on_a_null_parent(
 
 
 async def test_category_update_payload_reflects_writes_made_earlier_in_the_request(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     parent = await factories.create_category(db_session, name="Drinks")
     child = await factories.create_category(db_session, name="Tea")
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(client, MOVE_RENAME_READ, {"child": _id(child), "parent": _id(parent)}, staff.headers)
@@ -118,13 +112,13 @@ async def test_category_update_payload_reflects_writes_made_earlier_in_the_reque
 
 
 async def test_category_update_refuses_to_move_a_category_under_itself_or_its_descendants(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given: root > middle > leaf
     root = await factories.create_category(db_session)
     middle = await factories.create_category(db_session, parent=root)
     leaf = await factories.create_category(db_session, parent=middle)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     under_itself = await _update(client, staff, root, parentId=_id(root))
@@ -136,11 +130,11 @@ async def test_category_update_refuses_to_move_a_category_under_itself_or_its_de
 
 
 async def test_category_update_refuses_an_unknown_category_or_parent(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     category = await factories.create_category(db_session)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
     unknown = encode_global_id("Category", category.id + 999)
 
     # when
@@ -153,12 +147,12 @@ async def test_category_update_refuses_an_unknown_category_or_parent(
 
 
 async def test_category_update_refuses_a_slug_another_category_has_but_keeps_its_own(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     category = await factories.create_category(db_session)
     other = await factories.create_category(db_session)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     taken = await _update(client, staff, category, slug=other.slug)
@@ -170,11 +164,11 @@ async def test_category_update_refuses_a_slug_another_category_has_but_keeps_its
 
 
 async def test_category_update_reports_every_problem_at_once(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     category = await factories.create_category(db_session, name="Tea")
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _update(client, staff, category, name="", slug="-tea-", description="d" * 5001)

@@ -15,7 +15,7 @@ from domains.common.principal import Principal, Role
 from domains.products import models as products_models
 from domains.products import service as products_service
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, Caller, cast
 from tests.graphql import error_codes, gql, post
 
 PRODUCT_CREATE = """
@@ -47,18 +47,12 @@ def _codes(payload: dict[str, Any]) -> list[tuple[str, list[str] | None]]:
     return [(error["code"], error["field"]) for error in payload["userErrors"]]
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def test_product_create_adds_a_product_in_its_category(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     category = await factories.create_category(db_session, name="Tea")
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(
@@ -89,10 +83,10 @@ async def test_product_create_adds_a_product_in_its_category(
 
 
 async def test_product_create_defaults_to_a_published_uncategorised_product_out_of_stock(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(client, staff)
@@ -105,10 +99,10 @@ async def test_product_create_defaults_to_a_published_uncategorised_product_out_
 
 
 async def test_product_create_can_create_an_unpublished_product(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(client, staff, isPublished=False)
@@ -120,10 +114,10 @@ async def test_product_create_can_create_an_unpublished_product(
 
 
 async def test_product_create_reports_every_problem_at_once(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(
@@ -153,10 +147,10 @@ async def test_product_create_reports_every_problem_at_once(
 
 
 async def test_product_create_refuses_values_over_their_limits(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     too_long = await _create(client, staff, sku="S" * 65, name="n" * 121, slug="s" * 121)
@@ -175,11 +169,11 @@ async def test_product_create_refuses_values_over_their_limits(
 
 
 async def test_product_create_refuses_a_taken_sku_and_slug(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given: an unpublished product holds them (uniqueness ignores visibility)
     existing = await factories.create_product(db_session, published=False)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _create(client, staff, sku=existing.sku, slug=existing.slug)

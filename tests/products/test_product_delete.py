@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domains.common.ids import encode_global_id
 from domains.products import models as products_models
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, cast
 from tests.graphql import error_codes, gql, post
 
 PRODUCT_DELETE = """
@@ -21,24 +21,18 @@ def _id(product: products_models.Product) -> str:
     return encode_global_id("Product", product.id)
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def _count(session: AsyncSession, model: type[products_models.Product | products_models.Review]) -> int:
     return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_product_delete_removes_the_product_and_its_reviews(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session)
     await factories.create_product(db_session)  # another product, which stays
     review = await factories.create_review(db_session, product=product, author=await factories.create_user(db_session))
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = (await gql(client, PRODUCT_DELETE, {"id": _id(product)}, staff.headers))["productDelete"]
@@ -54,12 +48,12 @@ async def test_product_delete_removes_the_product_and_its_reviews(
 
 
 async def test_product_delete_refuses_a_product_that_an_order_names(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session)
     await factories.create_order(db_session, customer=await factories.create_user(db_session), product=product)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = (await gql(client, PRODUCT_DELETE, {"id": _id(product)}, staff.headers))["productDelete"]
@@ -74,10 +68,10 @@ async def test_product_delete_refuses_a_product_that_an_order_names(
 
 
 async def test_product_delete_answers_not_found_for_an_unknown_product(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(client, PRODUCT_DELETE, {"id": encode_global_id("Product", 424242)}, staff.headers)

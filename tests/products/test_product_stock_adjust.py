@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domains.common.ids import encode_global_id
 from domains.products import models as products_models
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, cast
 from tests.graphql import error_codes, gql, post
 
 PRODUCT_STOCK_ADJUST = """
@@ -29,22 +29,16 @@ def _id(product: products_models.Product) -> str:
     return encode_global_id("Product", product.id)
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def _stock(session: AsyncSession, product: products_models.Product) -> int | None:
     return await session.scalar(select(products_models.Product.stock).where(products_models.Product.id == product.id))
 
 
 async def test_product_stock_adjust_adds_and_removes_units(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session, stock=2)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(client, ADJUST_TWICE, {"id": _id(product)}, staff.headers)
@@ -59,11 +53,11 @@ async def test_product_stock_adjust_adds_and_removes_units(
 
 
 async def test_product_stock_adjust_refuses_to_go_below_zero(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session, stock=3)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(client, PRODUCT_STOCK_ADJUST, {"id": _id(product), "delta": -4}, staff.headers)
@@ -78,11 +72,11 @@ async def test_product_stock_adjust_refuses_to_go_below_zero(
 
 
 async def test_product_stock_adjust_refuses_to_pass_the_largest_stock(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session, stock=2)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(client, PRODUCT_STOCK_ADJUST, {"id": _id(product), "delta": 2**31 - 2}, staff.headers)
@@ -93,10 +87,10 @@ async def test_product_stock_adjust_refuses_to_pass_the_largest_stock(
 
 
 async def test_product_stock_adjust_answers_not_found_for_an_unknown_product(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     data = await gql(
@@ -108,11 +102,11 @@ async def test_product_stock_adjust_answers_not_found_for_an_unknown_product(
 
 
 async def test_product_stock_adjust_never_oversells_under_concurrent_removals(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session, stock=5)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when: eight concurrent requests each remove one unit
     answers = await asyncio.gather(

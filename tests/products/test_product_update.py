@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domains.common.ids import encode_global_id
 from domains.products import models as products_models
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, Caller, cast
 from tests.graphql import error_codes, gql, post
 
 PRODUCT_UPDATE = """
@@ -39,19 +39,13 @@ async def _update(client: AsyncClient, caller: Caller, product: products_models.
     return data["productUpdate"]
 
 
-async def _staff(app: FastAPI, session: AsyncSession) -> Caller:
-    staff = await factories.create_user(session, roles=("STAFF",))
-    await session.commit()
-    return bearer(app, staff)
-
-
 async def test_product_update_changes_only_the_given_fields(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     category = await factories.create_category(db_session, name="Tea")
     product = await factories.create_product(db_session, name="Sencha", price="4.50", stock=3, category=category)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _update(client, staff, product, name="Gyokuro", price="12.00", description="Shaded.")
@@ -73,13 +67,13 @@ async def test_product_update_changes_only_the_given_fields(
 
 
 async def test_product_update_payload_reflects_writes_made_earlier_in_the_request(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     tea = await factories.create_category(db_session, name="Tea")
     coffee = await factories.create_category(db_session, name="Coffee")
     product = await factories.create_product(db_session)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
     variables = {
         "id": _id(product),
         "first": encode_global_id("Category", tea.id),
@@ -95,11 +89,11 @@ async def test_product_update_payload_reflects_writes_made_earlier_in_the_reques
 
 
 async def test_product_update_uncategorises_on_a_null_category_and_unpublishes(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session, category=await factories.create_category(db_session))
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _update(client, staff, product, categoryId=None, isPublished=False)
@@ -111,11 +105,11 @@ async def test_product_update_uncategorises_on_a_null_category_and_unpublishes(
 
 
 async def test_product_update_refuses_an_unknown_product_or_category(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
     unknown_product = {"productId": encode_global_id("Product", product.id + 999), "name": "X"}
 
     # when
@@ -128,12 +122,12 @@ async def test_product_update_refuses_an_unknown_product_or_category(
 
 
 async def test_product_update_refuses_a_sku_or_slug_another_product_has_but_keeps_its_own(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session)
     other = await factories.create_product(db_session)
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     taken = await _update(client, staff, product, sku=other.sku, slug=other.slug)
@@ -148,11 +142,11 @@ async def test_product_update_refuses_a_sku_or_slug_another_product_has_but_keep
 
 
 async def test_product_update_reports_every_problem_at_once_and_changes_nothing(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, staff: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session, name="Sencha")
-    staff = await _staff(app, db_session)
+    await db_session.commit()
 
     # when
     payload = await _update(client, staff, product, sku="", name="n" * 121, slug="UPPER", price="1.001")

@@ -12,9 +12,8 @@ from domains.common.ids import encode_global_id
 from domains.common.principal import Principal, Role
 from domains.products import models as products_models
 from domains.products import service as products_service
-from domains.users import models as users_models
 from tests import factories
-from tests.auth import Caller, bearer, cast
+from tests.auth import Account, Caller, bearer, cast
 from tests.graphql import error_codes, gql, post
 
 REVIEW_CREATE = """
@@ -43,22 +42,16 @@ async def _review(client: AsyncClient, caller: Caller, product: products_models.
     return (await gql(client, REVIEW_CREATE, variables, caller.headers))["reviewCreate"]
 
 
-async def _customer(app: FastAPI, session: AsyncSession, name: str = "Ann") -> tuple[users_models.User, Caller]:
-    customer = await factories.create_user(session, name=name)
-    await session.commit()
-    return customer, bearer(app, customer)
-
-
 async def test_review_create_adds_a_review_that_the_product_rating_counts_at_once(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, customer: Account
 ) -> None:
     # given: a product with one 2-star review
     product = await factories.create_product(db_session)
     await factories.create_review(db_session, product=product, author=await factories.create_user(db_session), rating=2)
-    _, ann = await _customer(app, db_session)
+    await db_session.commit()
 
     # when
-    payload = await _review(client, ann, product, title="  Lovely ", body="Would buy again.")
+    payload = await _review(client, customer, product, title="  Lovely ", body="Would buy again.")
 
     # then
     review = payload["review"]
@@ -94,31 +87,31 @@ async def test_review_create_payload_reflects_writes_made_earlier_in_the_request
 
 
 async def test_review_create_refuses_a_second_review_of_the_same_product(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, customer: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session)
-    _, ann = await _customer(app, db_session)
-    await _review(client, ann, product)
+    await db_session.commit()
+    await _review(client, customer, product)
 
     # when
-    payload = await _review(client, ann, product, rating=1)
+    payload = await _review(client, customer, product, rating=1)
 
     # then
     assert payload == {"review": None, "userErrors": [{"field": ["input", "productId"], "code": "ALREADY_EXISTS"}]}
 
 
 async def test_review_create_answers_not_found_for_unknown_and_unpublished_products(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, customer: Account
 ) -> None:
     # given
     draft = await factories.create_product(db_session, published=False)
-    _, ann = await _customer(app, db_session)
+    await db_session.commit()
     unknown = {"productId": encode_global_id("Product", draft.id + 999), "rating": 5}
 
     # when
-    of_draft = await _review(client, ann, draft)
-    of_unknown = (await gql(client, REVIEW_CREATE, {"input": unknown}, ann.headers))["reviewCreate"]
+    of_draft = await _review(client, customer, draft)
+    of_unknown = (await gql(client, REVIEW_CREATE, {"input": unknown}, customer.headers))["reviewCreate"]
 
     # then
     for payload in (of_draft, of_unknown):
@@ -126,15 +119,15 @@ async def test_review_create_answers_not_found_for_unknown_and_unpublished_produ
 
 
 async def test_review_create_reports_every_problem_at_once(
-    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession, customer: Account
 ) -> None:
     # given
     product = await factories.create_product(db_session)
-    _, ann = await _customer(app, db_session)
+    await db_session.commit()
 
     # when
-    payload = await _review(client, ann, product, rating=6, title="t" * 201, body="b" * 5001)
-    too_low = await _review(client, ann, product, rating=0)
+    payload = await _review(client, customer, product, rating=6, title="t" * 201, body="b" * 5001)
+    too_low = await _review(client, customer, product, rating=0)
 
     # then
     assert payload["userErrors"] == [
