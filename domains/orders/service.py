@@ -116,8 +116,8 @@ def _replayed(order: Order, digest: str) -> Order:
     return order
 
 
-async def place_order(session: AsyncSession, principal: Principal, *, input: OrderPlace) -> tuple[Order, bool]:
-    """Place an order; return it and whether it is new (False: a retry with the same key got the first one)."""
+async def place_order(session: AsyncSession, principal: Principal, *, input: OrderPlace) -> Order:
+    """Place an order and return it; a retry with the same idempotency key returns the first one."""
     customer_id = require_user(principal)
     # Checked here too, whoever built the input: `from_data` only reports it with the other problems.
     duplicates = _duplicate_lines([line.product_id for line in input.items])
@@ -128,7 +128,7 @@ async def place_order(session: AsyncSession, principal: Principal, *, input: Ord
     if key is not None:
         existing = await orders_repository.get_order_by_idempotency_key(session, customer_id, key)
         if existing is not None:
-            return _replayed(existing, digest), False
+            return _replayed(existing, digest)
     try:
         # A savepoint: if a concurrent call with the same key commits first, our insert fails here,
         # the stock we took goes back, and that call's order is the answer.
@@ -140,13 +140,13 @@ async def place_order(session: AsyncSession, principal: Principal, *, input: Ord
         existing = await orders_repository.get_order_by_idempotency_key(session, customer_id, key)
         if existing is None:
             raise
-        return _replayed(existing, digest), False
+        return _replayed(existing, digest)
     record_event(
         session,
         "OrderPlaced",
         {"orderId": encode_global_id("Order", order.id), "total": str(order.total_amount), "currency": order.currency},
     )
-    return order, True
+    return order
 
 
 async def _take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> dict[int, tuple[Decimal, str]]:

@@ -39,7 +39,7 @@ class OrdersMutation:
         try:
             order_place = input.to_input()
             async with info.context.db.transaction() as session:
-                order, _ = await orders_service.place_order(session, info.context.principal, input=order_place)
+                order = await orders_service.place_order(session, info.context.principal, input=order_place)
         except DomainError as exc:
             return OrderPlacePayload(order=None, user_errors=user_errors_from(exc))
         return OrderPlacePayload(order=_order(info, models.view_of_order(order)), user_errors=[])
