@@ -224,29 +224,29 @@ async def _category_conflicts(
     return problems
 
 
-async def create_category(session: AsyncSession, principal: Principal, data: CategoryCreate) -> Category:
+async def create_category(session: AsyncSession, principal: Principal, *, input: CategoryCreate) -> Category:
     """Create a category with a unique slug, at the top level or under an existing category (staff only)."""
     require_role(principal, Role.STAFF)
     conflicts = partial(_category_conflicts, session, None)
-    data = await _checked(data, conflicts)
+    data = await _checked(input, conflicts)
     category = Category(**data.model_dump())
     await _write_unique(session, lambda: session.add(category), partial(conflicts, data, frozenset()))
     record_event(session, "CategoryCreated", {"categoryId": encode_global_id("Category", category.id)})
     return category
 
 
-async def update_category(session: AsyncSession, principal: Principal, data: CategoryUpdate) -> Category:
+async def update_category(session: AsyncSession, principal: Principal, *, input: CategoryUpdate) -> Category:
     """Change the given fields of a category (staff only); its slug stays unique and it never moves under itself."""
     require_role(principal, Role.STAFF)
-    if data.parent_id is not None:
+    if input.parent_id is not None:
         # Two moves at once (A under B, B under A) would each find no cycle in the tree as it was
         # before the other: a move waits here until any other move has committed, then reads the tree.
         await products_repository.lock_category_tree(session)
-    category = await products_repository.get_category(session, data.category_id)
+    category = await products_repository.get_category(session, input.category_id)
     if category is None:
         raise CategoryNotFoundError
     conflicts = partial(_category_conflicts, session, category.id)
-    data = await _checked(data, conflicts)
+    data = await _checked(input, conflicts)
     changes = _changes(data, key="category_id", nullable="parent_id")
     await _write_unique(session, _assign(category, changes), partial(conflicts, data, frozenset()))
     record_event(session, "CategoryUpdated", {"categoryId": encode_global_id("Category", category.id)})
@@ -290,25 +290,25 @@ async def _product_conflicts(
     return problems
 
 
-async def create_product(session: AsyncSession, principal: Principal, data: ProductCreate) -> Product:
+async def create_product(session: AsyncSession, principal: Principal, *, input: ProductCreate) -> Product:
     """Create a product with a unique SKU and slug, in an existing category or none (staff only)."""
     require_role(principal, Role.STAFF)
     conflicts = partial(_product_conflicts, session, None)
-    data = await _checked(data, conflicts)
+    data = await _checked(input, conflicts)
     product = Product(**data.model_dump())
     await _write_unique(session, lambda: session.add(product), partial(conflicts, data, frozenset()))
     record_event(session, "ProductCreated", {"productId": encode_global_id("Product", product.id)})
     return product
 
 
-async def update_product(session: AsyncSession, principal: Principal, data: ProductUpdate) -> Product:
+async def update_product(session: AsyncSession, principal: Principal, *, input: ProductUpdate) -> Product:
     """Change the given fields of a product, publishing or unpublishing it (staff only); SKU and slug stay unique."""
     require_role(principal, Role.STAFF)
-    product = await products_repository.get_product(session, data.product_id)
+    product = await products_repository.get_product(session, input.product_id)
     if product is None:
         raise ProductNotFoundError
     conflicts = partial(_product_conflicts, session, product.id)
-    data = await _checked(data, conflicts)
+    data = await _checked(input, conflicts)
     changes = _changes(data, key="product_id", nullable="category_id")
     await _write_unique(session, _assign(product, changes), partial(conflicts, data, frozenset()))
     record_event(session, "ProductUpdated", {"productId": encode_global_id("Product", product.id)})
@@ -332,10 +332,10 @@ async def delete_product(session: AsyncSession, principal: Principal, *, product
     return product_id
 
 
-async def adjust_product_stock(session: AsyncSession, principal: Principal, data: ProductStockAdjust) -> Product:
+async def adjust_product_stock(session: AsyncSession, principal: Principal, *, input: ProductStockAdjust) -> Product:
     """Add `delta` (negative: remove) to a product's stock atomically (staff only); stock never drops below 0."""
     require_role(principal, Role.STAFF)
-    product_id, delta = data.product_id, data.delta
+    product_id, delta = input.product_id, input.delta
     adjusted = await products_repository.adjust_product_stock(session, product_id, delta)
     product = await products_repository.get_product(session, product_id)
     if product is None:
@@ -359,11 +359,11 @@ async def _review_conflicts(
     return []
 
 
-async def create_review(session: AsyncSession, principal: Principal, data: ReviewCreate) -> Review:
+async def create_review(session: AsyncSession, principal: Principal, *, input: ReviewCreate) -> Review:
     """Review a product the principal can see, once per user and product (signed in only); its rating follows."""
     user_id = require_user(principal)
     conflicts = partial(_review_conflicts, session, principal, user_id)
-    data = await _checked(data, conflicts)
+    data = await _checked(input, conflicts)
     review = Review(user_id=user_id, **data.model_dump())
     await _write_unique(session, lambda: session.add(review), partial(conflicts, data, frozenset()))
     await products_repository.refresh_product_ratings(session, [data.product_id])

@@ -96,7 +96,7 @@ class ProductsMutation:
     async def category_create(self, info: Info, input: Annotated[CategoryCreateInput, INPUT]) -> CategoryCreatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.create_category(session, info.context.principal, input.to_input())
+                row = await products_service.create_category(session, info.context.principal, input=input.to_input())
         except DomainError as exc:
             return CategoryCreatePayload(user_errors=user_errors_from(exc))
         return CategoryCreatePayload(category=_category(info, row))
@@ -110,7 +110,7 @@ class ProductsMutation:
     async def category_update(self, info: Info, input: Annotated[CategoryUpdateInput, INPUT]) -> CategoryUpdatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.update_category(session, info.context.principal, input.to_input())
+                row = await products_service.update_category(session, info.context.principal, input=input.to_input())
         except DomainError as exc:
             return CategoryUpdatePayload(user_errors=user_errors_from(exc))
         return CategoryUpdatePayload(category=_category(info, row))
@@ -139,7 +139,7 @@ class ProductsMutation:
     async def product_create(self, info: Info, input: Annotated[ProductCreateInput, INPUT]) -> ProductCreatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.create_product(session, info.context.principal, input.to_input())
+                row = await products_service.create_product(session, info.context.principal, input=input.to_input())
         except DomainError as exc:
             return ProductCreatePayload(user_errors=user_errors_from(exc))
         return ProductCreatePayload(product=await _product(info, row.id))
@@ -153,7 +153,7 @@ class ProductsMutation:
     async def product_update(self, info: Info, input: Annotated[ProductUpdateInput, INPUT]) -> ProductUpdatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.update_product(session, info.context.principal, input.to_input())
+                row = await products_service.update_product(session, info.context.principal, input=input.to_input())
         except DomainError as exc:
             return ProductUpdatePayload(user_errors=user_errors_from(exc))
         return ProductUpdatePayload(product=await _product(info, row.id))
@@ -185,7 +185,9 @@ class ProductsMutation:
     ) -> ProductStockAdjustPayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.adjust_product_stock(session, info.context.principal, input.to_input())
+                row = await products_service.adjust_product_stock(
+                    session, info.context.principal, input=input.to_input()
+                )
         except DomainError as exc:
             return ProductStockAdjustPayload(user_errors=user_errors_from(exc))
         return ProductStockAdjustPayload(product=await _product(info, row.id))
@@ -199,7 +201,7 @@ class ProductsMutation:
     async def review_create(self, info: Info, input: Annotated[ReviewCreateInput, INPUT]) -> ReviewCreatePayload:
         try:
             async with info.context.db.transaction() as session:
-                row = await products_service.create_review(session, info.context.principal, input.to_input())
+                row = await products_service.create_review(session, info.context.principal, input=input.to_input())
         except DomainError as exc:
             return ReviewCreatePayload(user_errors=user_errors_from(exc))
         return ReviewCreatePayload(review=_review(info, row))

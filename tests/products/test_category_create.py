@@ -124,7 +124,7 @@ async def test_category_create_refuses_a_taken_slug(
 async def _create_in(session: AsyncSession, principal: Principal, slug: str) -> DomainError | None:
     try:
         await products_service.create_category(
-            session, principal, products_service.CategoryCreate(name="Tea", slug=slug)
+            session, principal, input=products_service.CategoryCreate(name="Tea", slug=slug)
         )
         await session.commit()
     except DomainError as exc:
@@ -145,7 +145,7 @@ async def test_category_create_answers_already_exists_to_the_loser_of_a_race(
     try:
         async with sessions() as first, sessions() as second:
             await products_service.create_category(
-                first, principal, products_service.CategoryCreate(name="Tea", slug="tea")
+                first, principal, input=products_service.CategoryCreate(name="Tea", slug="tea")
             )
 
             # when: the second one waits on the first (PostgreSQL: on the unique index; SQLite: on the write lock)

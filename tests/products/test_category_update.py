@@ -216,7 +216,7 @@ async def _move(
     async with sessions() as session:
         try:
             move = products_service.CategoryUpdate(category_id=child, parent_id=parent)
-            await products_service.update_category(session, principal, move)
+            await products_service.update_category(session, principal, input=move)
         except DomainError as exc:
             await session.rollback()
             return exc

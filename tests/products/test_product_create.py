@@ -188,7 +188,7 @@ def _fields() -> products_service.ProductCreate:
 
 async def _create_in(session: AsyncSession, principal: Principal) -> DomainError | None:
     try:
-        await products_service.create_product(session, principal, _fields())
+        await products_service.create_product(session, principal, input=_fields())
         await session.commit()
     except DomainError as exc:
         await session.rollback()
@@ -207,7 +207,7 @@ async def test_product_create_answers_already_exists_to_the_loser_of_a_race(
     sessions = create_sessionmaker(engine)
     try:
         async with sessions() as first, sessions() as second:
-            await products_service.create_product(first, principal, _fields())
+            await products_service.create_product(first, principal, input=_fields())
 
             # when: the second one waits on the first (PostgreSQL: on the unique index; SQLite: on the write lock)
             racing = asyncio.create_task(_create_in(second, principal))

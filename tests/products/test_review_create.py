@@ -142,7 +142,7 @@ async def test_review_create_reports_every_problem_at_once(
 async def _review_in(session: AsyncSession, principal: Principal, product_id: int) -> DomainError | None:
     try:
         await products_service.create_review(
-            session, principal, products_service.ReviewCreate(product_id=product_id, rating=5)
+            session, principal, input=products_service.ReviewCreate(product_id=product_id, rating=5)
         )
         await session.commit()
     except DomainError as exc:
@@ -164,7 +164,7 @@ async def test_review_create_answers_already_exists_to_the_loser_of_a_race(
     try:
         async with sessions() as first, sessions() as second:
             await products_service.create_review(
-                first, principal, products_service.ReviewCreate(product_id=product.id, rating=4)
+                first, principal, input=products_service.ReviewCreate(product_id=product.id, rating=4)
             )
 
             # when: the second one waits on the first (PostgreSQL: on the unique index; SQLite: on the write lock)

@@ -65,12 +65,14 @@ Write = Callable[[AsyncSession, Principal, Catalog], Awaitable[object]]
 # Each catalog write, as a background task or a script would call it, and the event it records.
 CATALOG_WRITES: dict[str, tuple[Write, str]] = {
     "create a category": (
-        lambda s, p, c: products_service.create_category(s, p, products_service.CategoryCreate(name="New", slug="new")),
+        lambda s, p, c: products_service.create_category(
+            s, p, input=products_service.CategoryCreate(name="New", slug="new")
+        ),
         "CategoryCreated",
     ),
     "move a category": (
         lambda s, p, c: products_service.update_category(
-            s, p, products_service.CategoryUpdate(category_id=c.child.id, parent_id=c.empty.id)
+            s, p, input=products_service.CategoryUpdate(category_id=c.child.id, parent_id=c.empty.id)
         ),
         "CategoryUpdated",
     ),
@@ -80,19 +82,19 @@ CATALOG_WRITES: dict[str, tuple[Write, str]] = {
     ),
     "create a product": (
         lambda s, p, c: products_service.create_product(
-            s, p, products_service.ProductCreate(sku="NEW-1", name="New", slug="new", price=Decimal("1.00"))
+            s, p, input=products_service.ProductCreate(sku="NEW-1", name="New", slug="new", price=Decimal("1.00"))
         ),
         "ProductCreated",
     ),
     "publish a product": (
         lambda s, p, c: products_service.update_product(
-            s, p, products_service.ProductUpdate(product_id=c.product.id, is_published=True)
+            s, p, input=products_service.ProductUpdate(product_id=c.product.id, is_published=True)
         ),
         "ProductUpdated",
     ),
     "adjust stock": (
         lambda s, p, c: products_service.adjust_product_stock(
-            s, p, products_service.ProductStockAdjust(product_id=c.product.id, delta=10)
+            s, p, input=products_service.ProductStockAdjust(product_id=c.product.id, delta=10)
         ),
         "ProductStockAdjusted",
     ),
@@ -183,8 +185,8 @@ async def test_catalog_write_checks_the_role_before_reading_or_validating_the_in
 
     # when
     refusals = [
-        await _refused(db_session, lambda: products_service.create_product(db_session, customer, bad_product)),
-        await _refused(db_session, lambda: products_service.update_category(db_session, customer, missing_move)),
+        await _refused(db_session, lambda: products_service.create_product(db_session, customer, input=bad_product)),
+        await _refused(db_session, lambda: products_service.update_category(db_session, customer, input=missing_move)),
         await _refused(db_session, lambda: products_service.delete_product(db_session, ANONYMOUS, product_id=0)),
     ]
 
@@ -199,7 +201,7 @@ async def test_customer_publishing_a_product_leaves_it_unpublished(
     publish = products_service.ProductUpdate(product_id=catalog.product.id, is_published=True, name="Renamed")
 
     # when
-    error = await _refused(db_session, lambda: products_service.update_product(db_session, customer, publish))
+    error = await _refused(db_session, lambda: products_service.update_product(db_session, customer, input=publish))
 
     # then
     assert error.code == "FORBIDDEN"
@@ -264,7 +266,7 @@ async def test_review_create_asks_an_anonymous_caller_to_sign_in_and_writes_noth
     before = await _store(db_session)
 
     # when
-    error = await _refused(db_session, lambda: products_service.create_review(db_session, ANONYMOUS, review))
+    error = await _refused(db_session, lambda: products_service.create_review(db_session, ANONYMOUS, input=review))
 
     # then
     assert isinstance(error, UnauthenticatedError)
@@ -277,13 +279,15 @@ async def test_review_create_is_made_for_a_signed_in_customer(
 ) -> None:
     # given: a product the customer can see
     await products_service.update_product(
-        db_session, staff, products_service.ProductUpdate(product_id=catalog.product.id, is_published=True)
+        db_session, staff, input=products_service.ProductUpdate(product_id=catalog.product.id, is_published=True)
     )
     await db_session.commit()
 
     # when
     review = await products_service.create_review(
-        db_session, customer, products_service.ReviewCreate(product_id=catalog.product.id, rating=4, title=" Good ")
+        db_session,
+        customer,
+        input=products_service.ReviewCreate(product_id=catalog.product.id, rating=4, title=" Good "),
     )
     await db_session.commit()
 
