@@ -112,7 +112,7 @@ class ToOne(Generic[Parent, Child]):
         """The related object of the parent whose key this is; None without a key."""
         if key is None:
             return None
-        return then(self.load(loaders, key), convert)
+        return then(self.loader(loaders).load(key), convert)
 
     def hand_on(self, loader: DataLoader[int, Child | None], parents: Sequence[Parent]) -> None:
         """Prime the relation's loader with the rows the parents' statement joined."""

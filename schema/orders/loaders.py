@@ -21,7 +21,7 @@ from schema.relations import PageOf, ToMany, ToOne, in_order
 from schema.unit_of_work import RequestDb
 
 if TYPE_CHECKING:
-    from schema.context import Loaders
+    pass
 
 
 class OrderByIdLoader(RowByKeyLoader[int, models.OrderView]):
@@ -83,10 +83,6 @@ class OrdersLoaders:
         )
 
 
-def _loaders(loaders: "Loaders") -> OrdersLoaders:
-    return loaders.orders
-
-
 ITEM_PRODUCT: ToOne[models.OrderItemView, products_models.ProductView] = ToOne(
     field="product",
     loader=lambda loaders: loaders.products.product_by_id,
@@ -94,15 +90,15 @@ ITEM_PRODUCT: ToOne[models.OrderItemView, products_models.ProductView] = ToOne(
     below=(PRODUCT_CATEGORY,),
 )
 ORDER_ITEMS: ToMany[models.OrderView, models.OrderItemView] = ToMany(
-    field="items", loader=lambda loaders: _loaders(loaders).items_by_order_id, key_of=_id, below=(ITEM_PRODUCT,)
+    field="items", loader=lambda loaders: loaders.orders.items_by_order_id, key_of=_id, below=(ITEM_PRODUCT,)
 )
 ORDER_CUSTOMER: ToOne[models.OrderView, UserView] = ToOne(
     field="customer", loader=lambda loaders: loaders.users.user_by_id, key_of=lambda row: row.customer_id
 )
 CUSTOMER_ORDERS: PageOf[UserView, models.OrderView] = PageOf(
     field="orders",
-    pages=lambda loaders: _loaders(loaders).orders_by_customer_id,
-    counts=lambda loaders: _loaders(loaders).order_count_by_customer_id,
+    pages=lambda loaders: loaders.orders.orders_by_customer_id,
+    counts=lambda loaders: loaders.orders.order_count_by_customer_id,
     key_of=lambda row: row.id,
     page_of=in_order(orders_repository.ORDER_ORDERING),
     below=(ORDER_ITEMS, ORDER_CUSTOMER),

@@ -27,7 +27,7 @@ from schema.relations import PageOf, ToMany, ToOne, in_order
 from schema.unit_of_work import RequestDb
 
 if TYPE_CHECKING:
-    from schema.context import Loaders
+    pass
 
 
 class ProductByIdLoader(RowByKeyLoader[int, models.ProductView]):
@@ -131,19 +131,15 @@ def _id(row: models.ProductView | models.CategoryView | models.ReviewView) -> in
     return row.id
 
 
-def _loaders(loaders: "Loaders") -> ProductsLoaders:
-    return loaders.products
-
-
 CATEGORY_PARENT: ToOne[models.CategoryView, models.CategoryView] = ToOne(
-    field="parent", loader=lambda loaders: _loaders(loaders).category_by_id, key_of=lambda row: row.parent_id
+    field="parent", loader=lambda loaders: loaders.products.category_by_id, key_of=lambda row: row.parent_id
 )
 CATEGORY_CHILDREN: ToMany[models.CategoryView, models.CategoryView] = ToMany(
-    field="children", loader=lambda loaders: _loaders(loaders).categories_by_parent_id, key_of=_id
+    field="children", loader=lambda loaders: loaders.products.categories_by_parent_id, key_of=_id
 )
 PRODUCT_CATEGORY: ToOne[models.ProductView, models.CategoryView] = ToOne(
     field="category",
-    loader=lambda loaders: _loaders(loaders).category_by_id,
+    loader=lambda loaders: loaders.products.category_by_id,
     key_of=lambda row: row.category_id,
     joined=lambda row: row.category,
     below=(CATEGORY_PARENT,),
@@ -155,20 +151,20 @@ REVIEW_AUTHOR: ToOne[models.ReviewView, UserView] = ToOne(
     joined=lambda row: row.author,
 )
 REVIEW_PRODUCT: ToOne[models.ReviewView, models.ProductView] = ToOne(
-    field="product", loader=lambda loaders: _loaders(loaders).product_by_id, key_of=lambda row: row.product_id
+    field="product", loader=lambda loaders: loaders.products.product_by_id, key_of=lambda row: row.product_id
 )
 PRODUCT_REVIEWS: PageOf[models.ProductView, models.ReviewView] = PageOf(
     field="reviews",
-    pages=lambda loaders: _loaders(loaders).reviews_by_product_id,
-    counts=lambda loaders: _loaders(loaders).review_count_by_product_id,
+    pages=lambda loaders: loaders.products.reviews_by_product_id,
+    counts=lambda loaders: loaders.products.review_count_by_product_id,
     key_of=_id,
     page_of=review_page_from_arguments,
     below=(REVIEW_AUTHOR, REVIEW_PRODUCT),
 )
 USER_REVIEWS: PageOf[UserView, models.ReviewView] = PageOf(
     field="reviews",
-    pages=lambda loaders: _loaders(loaders).reviews_by_user_id,
-    counts=lambda loaders: _loaders(loaders).review_count_by_user_id,
+    pages=lambda loaders: loaders.products.reviews_by_user_id,
+    counts=lambda loaders: loaders.products.review_count_by_user_id,
     key_of=lambda row: row.id,
     page_of=in_order(products_repository.NEWEST_REVIEWS_FIRST),
     below=(REVIEW_AUTHOR, REVIEW_PRODUCT),
