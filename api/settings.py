@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     rate_limit_failure_mode: Literal["open", "closed"] = "open"
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
+    # WebSocket (graphql-transport-ws): how long a socket may stay open without `connection_init`,
+    # and whether the legacy `graphql-ws` sub-protocol (subscriptions-transport-ws) is also spoken.
+    ws_connection_init_timeout_seconds: float = Field(default=5.0, gt=0)
+    ws_legacy_protocol: bool = False
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
