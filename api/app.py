@@ -19,7 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import graphiql, health, metrics
 from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
-from api.events import EventBus, running_relay
+from api.events import create_event_bus, running_bus, running_relay
 from api.graphql import MethodNotAllowed, create_graphql_router
 from api.http import HTTPRefusal, refusal_response
 from api.limits import RequestRateLimitMiddleware, create_limit_storage
@@ -59,11 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.rate_limits = RateLimits(create_limit_storage(settings, redis), settings)
-        app.state.events = EventBus()
+        app.state.events = create_event_bus(settings, redis)
         app.state.shutting_down = False
         try:
             interval = settings.outbox_relay_interval_seconds
             async with (
+                running_bus(app.state.events),
                 running_relay(app.state.events, app.state.sessionmaker, interval=interval),
                 metrics.sampling(engine),
             ):

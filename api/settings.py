@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # and whether the legacy `graphql-ws` sub-protocol (subscriptions-transport-ws) is also spoken.
     ws_connection_init_timeout_seconds: float = Field(default=5.0, gt=0)
     ws_legacy_protocol: bool = False
+    ws_keepalive_seconds: float = Field(default=15.0, gt=0)
+    ws_max_subscriptions: int = Field(default=20, ge=1)
+    ws_max_connections: int = Field(default=1000, ge=1)
+    # Events a subscriber may fall behind by before its subscription is ended (RATE_LIMITED).
+    subscription_buffer: int = Field(default=256, ge=1)
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

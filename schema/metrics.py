@@ -8,7 +8,7 @@ MAX_OPERATION_NAMES seen, otherwise "other"; unnamed operations are "anonymous".
 
 import re
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MAX_OPERATION_NAMES = 200
 _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -35,6 +35,15 @@ OPERATION_TIMEOUTS = Counter("graphql_operation_timeouts_total", "Operations can
 DB_POOL_TIMEOUTS = Counter("db_pool_timeouts_total", "Requests that waited too long for a pooled connection.")
 LOADER_BATCH_SIZE = Histogram(
     "dataloader_batch_size", "Keys per dataloader batch.", ["loader"], buckets=(1, 2, 5, 10, 20, 50, 100, 250)
+)
+
+WEBSOCKETS_OPEN = Gauge("graphql_websockets_open", "Open GraphQL WebSocket connections.", multiprocess_mode="livesum")
+SUBSCRIPTIONS_ACTIVE = Gauge(
+    "graphql_subscriptions_active", "Subscriptions waiting for events.", multiprocess_mode="livesum"
+)
+EVENTS_DELIVERED = Counter("graphql_subscription_events_delivered_total", "Events handed to a subscription.")
+EVENTS_DROPPED = Counter(
+    "graphql_subscription_events_dropped_total", "Events a subscription missed: its queue was full and it was ended."
 )
 
 

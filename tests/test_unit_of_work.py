@@ -13,12 +13,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.db import create_engine, create_sessionmaker
-from api.events import Event
 from api.settings import Settings
 from domains.common.base import utcnow
 from domains.common.ids import encode_global_id
 from domains.common.outbox import PENDING_EVENTS, OutboxEvent, record_event
 from domains.products.models import Category, Product
+from schema.events import EventStream
 from schema.unit_of_work import RequestDb
 from tests import factories
 from tests.auth import Account
@@ -278,11 +278,8 @@ mutation ($product: ID!, $items: [OrderLineInput!]!) {
 """
 
 
-def _published(queue: "asyncio.Queue[Event]") -> list[str]:
-    topics = []
-    while not queue.empty():
-        topics.append(queue.get_nowait().topic)
-    return topics
+def _published(stream: EventStream) -> list[str]:
+    return [event.topic for event in stream.pending()]
 
 
 async def test_a_mutation_answered_with_user_errors_records_and_publishes_nothing(
@@ -294,7 +291,7 @@ async def test_a_mutation_answered_with_user_errors_records_and_publishes_nothin
     await db_session.commit()
 
     # when
-    with app.state.events.subscribe() as bus:
+    async with app.state.events.subscribe() as bus:
         data = await gql(client, ORDER_PLACE, {"items": lines((plenty.id, 2), (scarce.id, 2))}, customer.headers)
 
     # then
@@ -313,7 +310,7 @@ async def test_a_failed_field_publishes_nothing_while_the_field_before_it_publis
     variables = {"product": encode_global_id("Product", product.id), "items": lines((product.id, 5))}
 
     # when: one request adjusts the stock (commits), then orders more than there is (rolls back)
-    with app.state.events.subscribe() as bus:
+    async with app.state.events.subscribe() as bus:
         data = await gql(client, ADJUST_THEN_ORDER, variables, staff.headers)
 
     # then

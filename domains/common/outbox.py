@@ -2,7 +2,7 @@
 
 `record_event` adds the row; `RequestDb.transaction()` publishes the transaction's events after
 it commits (and drops them when it rolls back). A row left unpublished, because the process died
-right after the commit, is published later by the relay (`api/events.py`).
+right after the commit, is published later by the relay (`schema/events.py`, run by `api/events.py`).
 """
 
 from datetime import datetime

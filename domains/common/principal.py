@@ -5,6 +5,7 @@ Services check it themselves (`require_role`, `require_user`), whoever calls the
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from domains.common.exceptions import FORBIDDEN_MESSAGE, SIGN_IN_REQUIRED, ForbiddenError, UnauthenticatedError
@@ -45,6 +46,9 @@ class Principal:
     user_id: int | None = None
     roles: frozenset[Role] = frozenset()
     api_key_prefix: str | None = None
+    # When the credential stops vouching for the subject (an access token's expiry); None: it does not expire
+    # within a request. A long-lived connection (a WebSocket) ends what the credential authorised at this time.
+    expires_at: datetime | None = None
 
     @property
     def is_authenticated(self) -> bool:

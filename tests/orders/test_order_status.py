@@ -123,7 +123,7 @@ async def test_status_changes_and_orders_reach_the_event_bus_only_after_commit(
     app: FastAPI, client: AsyncClient, db_session: AsyncSession
 ) -> None:
     # given: a subscriber on the app's bus
-    with app.state.events.subscribe() as events:
+    async with app.state.events.subscribe() as events:
         _, staff, order_id, product_id = await _placed(app, client, db_session)
         customer = await factories.create_user(db_session)
         await db_session.commit()
@@ -133,9 +133,7 @@ async def test_status_changes_and_orders_reach_the_event_bus_only_after_commit(
         await place(client, bearer(app, customer), lines((product_id, 100)))
 
     # then
-    received = []
-    while not events.empty():
-        received.append(events.get_nowait())
+    received = events.pending()
     assert [event.topic for event in received] == ["OrderPlaced", "OrderStatusChanged"]
     assert received[1].payload | {"changedAt": None} == {
         "orderId": order_id,

@@ -177,4 +177,4 @@ async def authenticate_bearer(session: AsyncSession, *, issuer: TokenIssuer, tok
     # Checked on every request, so deactivating an account (or deleting it) locks it out at once.
     if user is None or not user.is_active:
         raise UnauthenticatedError(INVALID_ACCESS_TOKEN)
-    return Principal(user_id=user.id, roles=user_roles(user))
+    return Principal(user_id=user.id, roles=user_roles(user), expires_at=claims.expires_at)
