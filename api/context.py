@@ -8,12 +8,38 @@ from strawberry.fastapi import BaseContext
 
 from api.auth.principal import get_authentication
 from api.dependencies import get_request_db
+from api.settings import Settings
 from schema.context import Authentication, Context
 from schema.unit_of_work import RequestDb
 
 
 class RequestContext(Context, BaseContext):
     """The GraphQL context as Strawberry's FastAPI router wants it: it sets `request` and `response` on it."""
+
+    @property
+    def app_settings(self) -> Settings:
+        """The app's settings (the GraphQL layer sees only what `SchemaSettings` names)."""
+        assert self.request is not None  # noqa: S101 - the router sets it before any use
+        settings: Settings = self.request.app.state.settings
+        return settings
+
+    def for_operation(self) -> "RequestContext":
+        """A context for one operation on a WebSocket: the same caller, a unit of work and loaders of its own."""
+        assert self.request is not None  # noqa: S101 - the router sets it before any operation
+        state = self.request.app.state
+        context = RequestContext(
+            db=RequestDb(state.sessionmaker(), on_commit=state.events.publish_committed),
+            authentication=Authentication(self.principal, self.refusal),
+            settings=self.settings,
+            request_id=self.request_id,
+            client_ip=self.client_ip,
+            token_issuer=self.token_issuer,
+            rate_limits=self.rate_limits,
+            events=self.events,
+        )
+        context.request = self.request
+        context.connection_params = self.connection_params
+        return context
 
 
 async def get_context(
@@ -31,4 +57,5 @@ async def get_context(
         client_ip=connection.client.host if connection.client else "unknown",
         token_issuer=state.token_issuer,
         rate_limits=state.rate_limits,
+        events=state.events,
     )

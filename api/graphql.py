@@ -6,21 +6,17 @@ and status 200 whatever the client accepts. This router answers every refusal as
 leaves `data` out when execution never began (the `execution_started` flag of the context).
 """
 
-from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
-from typing import Any, TypeGuard, overload
+from typing import Any, overload
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocketDisconnect
-from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -43,6 +39,7 @@ from api.http import (
     require_json_content_type,
 )
 from api.settings import Settings
+from api.websocket import OperationScopedTransportWSHandler, TextWebSocketAdapter
 from domains.common.exceptions import UnauthenticatedError
 from schema import build_schema
 from schema.context import Authentication
@@ -90,38 +87,9 @@ class GraphQLResponse(Response):
                 self.headers["www-authenticate"] = "Bearer"
 
 
-def _is_init_with_null_payload(message: object) -> TypeGuard[dict[str, Any]]:
-    return isinstance(message, dict) and message.get("type") == "connection_init" and message.get("payload", 0) is None
-
-
-class TextWebSocketAdapter(ASGIWebSocketAdapter):
-    """The WebSocket side of the router: messages go out as text frames and `connection_init` may carry null.
-
-    graphql-transport-ws messages are JSON text: clients (the reference `graphql-ws` among them)
-    reject a binary frame, which Strawberry sends whenever the view's encoder returns bytes, as ours
-    does for HTTP. The protocol allows `"payload": null` in `connection_init`; Strawberry closes
-    such a socket with 4400, so a null payload is read as none.
-    """
-
-    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
-        async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
-            if (
-                isinstance(message, dict)
-                and message.get("type") == "connection_init"
-                and message.get("payload", 0) is None
-            ):
-                message = {key: value for key, value in message.items() if key != "payload"}
-            yield message
-
-    async def send_json(self, message: Mapping[str, object]) -> None:
-        try:
-            await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect as exc:
-            raise WebSocketDisconnected from exc
-
-
 class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
     websocket_adapter_class = TextWebSocketAdapter
+    graphql_transport_ws_handler_class = OperationScopedTransportWSHandler
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -28,6 +28,7 @@ from schema.extensions.limits import ErrorStatus, LimitedValidationCache, QueryL
 from schema.extensions.observability import MarkExecutionStarted, OperationObserver
 from schema.orders.mutations import OrdersMutation
 from schema.orders.queries import OrdersQuery
+from schema.orders.subscriptions import OrdersSubscription
 from schema.products.mutations import ProductsMutation
 from schema.products.queries import ProductsQuery
 from schema.relay.queries import NodeQuery
@@ -46,6 +47,11 @@ class Query(NodeQuery, UsersQuery, ProductsQuery, OrdersQuery):
     description="Change the storefront: accounts, the catalog, reviews and orders. Each field runs in one transaction."
 )
 class Mutation(UsersMutation, OrdersMutation, ProductsMutation):
+    pass
+
+
+@strawberry.type(description="Follow the storefront as it changes, over WebSocket (graphql-transport-ws).")
+class Subscription(OrdersSubscription):
     pass
 
 
@@ -138,5 +144,9 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
         MarkExecutionStarted,
     ]
     return StorefrontSchema(
-        query=Query, mutation=Mutation, extensions=extensions, config=StrawberryConfig(auto_camel_case=True)
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
     )

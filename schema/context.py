@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket
 from domains.common.exceptions import UnauthenticatedError
 from domains.common.principal import Principal
 from domains.users.tokens import TokenIssuer
+from schema.events import EventBus
 from schema.orders.loaders import OrdersLoaders
 from schema.products.loaders import ProductsLoaders
 from schema.rate_limits import RateLimits
@@ -61,6 +62,7 @@ class Context:
         client_ip: str,
         token_issuer: TokenIssuer,
         rate_limits: RateLimits,
+        events: EventBus,
     ) -> None:
         super().__init__()
         self.request: Request | WebSocket | None = None
@@ -71,6 +73,7 @@ class Context:
         self.client_ip = client_ip
         self.token_issuer = token_issuer
         self.rate_limits = rate_limits
+        self.events = events
         # Set by schema.extensions.observability.MarkExecutionStarted; until then an HTTP answer
         # carries no `data` (GraphQL over HTTP).
         self.execution_started = False

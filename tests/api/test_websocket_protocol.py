@@ -6,10 +6,8 @@ The reference client is the `graphql-ws` npm package (tests/node/ws_client.mjs, 
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -17,10 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from api.settings import Settings
-from tests.servers import ROOT, Uvicorn, running_uvicorn
+from tests.servers import Uvicorn, running_uvicorn
+from tests.ws_reference import run_reference_client
 
-NODE_DIR = ROOT / "tests" / "node"
-CLIENT_SECONDS = 30
 WAIT_SECONDS = 10
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 LEGACY_WS = Subprotocol("graphql-ws")
@@ -38,34 +35,12 @@ def _socket_url(server: Uvicorn) -> str:
     return server.url.replace("http://", "ws://") + "/graphql"
 
 
-async def _reference_client(script: dict[str, Any]) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    assert node, "Node.js is missing: the reference client runs on it"
-    assert (NODE_DIR / "node_modules" / "graphql-ws").is_dir(), "run `make node` (npm ci in tests/node)"
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(NODE_DIR / "ws_client.mjs"),
-        json.dumps(script),
-        cwd=NODE_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), CLIENT_SECONDS)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, stderr.decode()
-    return [json.loads(line) for line in stdout.decode().splitlines()]
-
-
 async def test_reference_client_runs_an_operation_with_a_null_init_payload(server: Uvicorn) -> None:
     # given: the client sends `"payload": null` in connection_init, as graphql-ws does without params
-    script = {"url": _socket_url(server), "connectionParams": None, "operations": [{"id": "a", "query": TYPENAME}]}
+    operations = [{"id": "a", "query": TYPENAME}]
 
     # when
-    events = await _reference_client(script)
+    events = await run_reference_client(_socket_url(server), operations, connection_params=None)
 
     # then: acknowledged, one result and completion; no frame was refused (binary frames would be)
     assert events[0] == {"event": "connected"}

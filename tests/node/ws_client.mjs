@@ -10,7 +10,9 @@
 //   {"event": "closed", "code": 1000, "reason": "Normal Closure"}
 //
 // "error" lines carry what the client reports: a list of GraphQL errors for an operation, or a
-// socket error. The script exits once every operation has completed or failed, or the socket closed.
+// socket error. An operation with `"take": n` is unsubscribed after its n-th result (a subscription
+// otherwise runs until the server ends it). The script exits once every operation has completed,
+// failed or taken its fill, or the socket closed.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -49,9 +51,17 @@ await Promise.all(
   script.operations.map(
     (operation) =>
       new Promise((resolve) => {
-        const { id, ...payload } = operation;
-        client.subscribe(payload, {
-          next: (result) => print({ id, event: 'next', payload: result }),
+        const { id, take, ...payload } = operation;
+        let received = 0;
+        const unsubscribe = client.subscribe(payload, {
+          next: (result) => {
+            print({ id, event: 'next', payload: result });
+            received += 1;
+            if (take !== undefined && received >= take) {
+              unsubscribe();
+              resolve();
+            }
+          },
           error: (error) => {
             print({ id, event: 'error', error: describe(error) });
             resolve();
