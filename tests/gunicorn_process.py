@@ -9,8 +9,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +131,46 @@ async def stop_process_group(process: asyncio.subprocess.Process) -> None:
         await process.wait()
         left = await _wait_until_gone(group, seconds=5)
         pytest.fail(f"gunicorn's group {group}: {survivors} survived SIGTERM, {left} survived SIGKILL")
+
+
+def _listening_inodes(port: int) -> set[str]:
+    # /proc/net/tcp{,6}: "sl local_address rem_address st ... inode"; st 01 is ESTABLISHED.
+    inodes = set()
+    for table in (PROC / "net" / "tcp", PROC / "net" / "tcp6"):
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def connections_per_worker(server: Server) -> dict[int, int]:
+    """How many established connections to the server's port each worker holds."""
+    inodes = _listening_inodes(int(server.url.rsplit(":", 1)[1]))
+    counts = {}
+    for pid in group_members(server.process.pid):
+        if pid == server.process.pid:
+            continue
+        held = 0
+        with suppress(FileNotFoundError, ProcessLookupError):
+            for fd in (PROC / str(pid) / "fd").iterdir():
+                with suppress(FileNotFoundError):
+                    target = os.readlink(fd)
+                    held += target.startswith("socket:[") and target[8:-1] in inodes
+        counts[pid] = held
+    return counts
+
+
+def workers(server: Server) -> list[int]:
+    """The server's worker processes (its group, without the master)."""
+    return sorted(pid for pid in group_members(server.process.pid) if pid != server.process.pid)
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """Stop a worker for the block (SIGSTOP): connections made meanwhile go to the other one."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)

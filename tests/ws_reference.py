@@ -48,10 +48,21 @@ def _node() -> str:
 
 @asynccontextmanager
 async def reference_client(
-    url: str, operations: list[dict[str, Any]], connection_params: dict[str, str] | None = None
+    url: str,
+    operations: list[dict[str, Any]],
+    connection_params: dict[str, str] | None = None,
+    *,
+    sockets: int = 1,
+    summary: bool = False,
 ) -> AsyncIterator[ReferenceClient]:
-    """Run the client with these operations on one socket; it is stopped (its whole group) on leaving."""
-    script = {"url": url, "connectionParams": connection_params, "operations": operations}
+    """Run the client with these operations on each of `sockets` sockets; stopped (its whole group) on leaving."""
+    script = {
+        "url": url,
+        "connectionParams": connection_params,
+        "operations": operations,
+        "sockets": sockets,
+        "summary": summary,
+    }
     process = await asyncio.create_subprocess_exec(
         _node(),
         str(NODE_DIR / "ws_client.mjs"),

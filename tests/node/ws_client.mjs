@@ -9,6 +9,10 @@
 //   {"id": "a", "event": "complete"}
 //   {"event": "closed", "code": 1000, "reason": "Normal Closure"}
 //
+// With `"sockets": n`, n clients (n sockets) each run every operation, and every line names its
+// `socket` (0 to n-1); `"summary": true` prints, instead of each result, one line per socket and
+// operation at the end: {"socket", "id", "received": [status, ...]} (for load tests).
+//
 // "error" lines carry what the client reports: a list of GraphQL errors for an operation, or a
 // socket error. An operation with `"take": n` is unsubscribed after its n-th result (a subscription
 // otherwise runs until the server ends it). The script exits once every operation has completed,
@@ -29,51 +33,68 @@ const describe = (error) => {
   return { message: String(error?.message ?? error) };
 };
 
-let settled = false;
-const client = createClient({
-  url: script.url,
-  webSocketImpl: WebSocket,
-  // `null` is sent as such ("payload": null), which the protocol allows.
-  connectionParams: () => script.connectionParams ?? null,
-  retryAttempts: 0,
-  lazy: true,
-  on: {
-    connected: () => print({ event: 'connected' }),
-    closed: (event) => {
-      print({ event: 'closed', code: event?.code, reason: event?.reason });
-      if (!settled) process.exit(0);
-    },
-    error: (error) => print({ event: 'error', error: describe(error) }),
-  },
-});
+const sockets = script.sockets ?? 1;
+const summaries = [];
 
-await Promise.all(
-  script.operations.map(
+function runSocket(socket) {
+  const tag = sockets > 1 ? { socket } : {};
+  const say = (line) => print({ ...tag, ...line });
+  let settled = false;
+  const client = createClient({
+    url: script.url,
+    webSocketImpl: WebSocket,
+    // `null` is sent as such ("payload": null), which the protocol allows.
+    connectionParams: () => script.connectionParams ?? null,
+    retryAttempts: 0,
+    lazy: true,
+    on: {
+      connected: () => say({ event: 'connected' }),
+      closed: (event) => {
+        if (!settled) say({ event: 'closed', code: event?.code, reason: event?.reason });
+      },
+      error: (error) => say({ event: 'error', error: describe(error) }),
+    },
+  });
+  const operations = script.operations.map(
     (operation) =>
       new Promise((resolve) => {
         const { id, take, ...payload } = operation;
-        let received = 0;
+        const received = [];
+        let count = 0;
+        const finish = () => {
+          if (script.summary) summaries.push({ socket, id, received });
+          resolve();
+        };
         const unsubscribe = client.subscribe(payload, {
           next: (result) => {
-            print({ id, event: 'next', payload: result });
-            received += 1;
-            if (take !== undefined && received >= take) {
+            count += 1;
+            if (script.summary) {
+              received.push(result.errors ? { errors: result.errors } : result.data);
+            } else {
+              say({ id, event: 'next', payload: result });
+            }
+            if (take !== undefined && count >= take) {
               unsubscribe();
-              resolve();
+              finish();
             }
           },
           error: (error) => {
-            print({ id, event: 'error', error: describe(error) });
-            resolve();
+            say({ id, event: 'error', error: describe(error) });
+            finish();
           },
           complete: () => {
-            print({ id, event: 'complete' });
-            resolve();
+            if (!script.summary) say({ id, event: 'complete' });
+            finish();
           },
         });
       }),
-  ),
-);
-settled = true;
-await client.dispose();
+  );
+  return Promise.all(operations).then(async () => {
+    settled = true;
+    await client.dispose();
+  });
+}
+
+await Promise.all(Array.from({ length: sockets }, (_, socket) => runSocket(socket)));
+for (const summary of summaries) print(summary);
 process.exit(0);

@@ -1,0 +1,82 @@
+"""`orderStatusChanged` under gunicorn with two workers on one Redis: a change committed on one worker
+reaches the subscribers of both, through one Redis subscription per process (not one per client).
+
+Which worker accepts a connection is the kernel's choice; to make it the test's, the other worker is
+paused (SIGSTOP) while the connection is made, and resumed right after.
+"""
+
+import time
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.settings import Settings
+from tests.auth import Account
+from tests.gunicorn_process import Server, connections_per_worker, paused, running_gunicorn, workers
+from tests.orders.subscriptions import SUBSCRIPTIONS, bearer_params, follow, move, order_of, socket_url
+from tests.ws_reference import Line, ReferenceClient, reference_client, wait_for_metric
+
+PER_WORKER = 8
+DELIVERY_SECONDS = 1.0
+
+
+def _received(client: ReferenceClient) -> list[str]:
+    return [line["payload"]["data"]["orderStatusChanged"]["status"] for line in client.of("mine", "next")]
+
+
+async def _numsub(redis_url: str, channel: str) -> dict[bytes | str, int]:
+    redis = Redis.from_url(redis_url)
+    try:
+        return dict(await redis.pubsub_numsub(channel))
+    finally:
+        await redis.aclose()
+
+
+async def _move_on(server: Server, worker: int, staff: Account, order_id: str) -> None:
+    # The change is committed by `worker`: the other one is paused while the request is served.
+    (other,) = [pid for pid in workers(server) if pid != worker]
+    with paused(other):
+        await move(server.url, staff, order_id, "PAID")
+
+
+def _events(lines: list[Line]) -> int:
+    return len([line for line in lines if line.get("event") == "next"])
+
+
+async def test_a_change_on_one_worker_reaches_the_subscribers_of_both_within_a_second(
+    redis_settings: Settings, tmp_path: Path, db_session: AsyncSession, customer: Account, staff: Account
+) -> None:
+    # given: two workers on one Redis channel; the customer follows their order on sockets of each
+    order_id = await order_of(db_session, customer)
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    assert redis_settings.redis_url is not None
+    redis_env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix}
+    operations, params = [follow("mine", order_id, take=1)], bearer_params(customer)
+    async with running_gunicorn(redis_settings, tmp_path, **redis_env) as server, AsyncExitStack() as clients:
+        first, second = workers(server)
+        url = socket_url(server.url)
+        with paused(second):
+            on_first = await clients.enter_async_context(reference_client(url, operations, params, sockets=PER_WORKER))
+            await wait_for_metric(server.url, SUBSCRIPTIONS, PER_WORKER)
+        with paused(first):
+            on_second = await clients.enter_async_context(reference_client(url, operations, params, sockets=PER_WORKER))
+            await wait_for_metric(server.url, SUBSCRIPTIONS, 2 * PER_WORKER)
+        per_worker = connections_per_worker(server)
+        subscribed = await _numsub(redis_settings.redis_url, f"{prefix}:events")
+
+        # when: the change is committed on the second worker
+        started = time.monotonic()
+        await _move_on(server, second, staff, order_id)
+        await on_first.until(lambda lines: _events(lines) == PER_WORKER)
+        elapsed = time.monotonic() - started
+        await on_second.until(lambda lines: _events(lines) == PER_WORKER)
+
+    # then: the first worker's subscribers got the second worker's change within a second, as did the
+    # second's own; each worker holds one Redis subscription, whatever its number of clients
+    assert per_worker == {first: PER_WORKER, second: PER_WORKER}
+    assert subscribed == {f"{prefix}:events".encode(): 2}
+    assert _received(on_first) == _received(on_second) == ["PAID"] * PER_WORKER
+    assert elapsed < DELIVERY_SECONDS
