@@ -215,4 +215,5 @@ def create_graphql_router(settings: Settings) -> StorefrontGraphQLRouter:
             else (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
         ),
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions,
     )

@@ -18,7 +18,7 @@ raises `SubscriberTooSlowError` once it has read what it had) instead of growing
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,8 +78,9 @@ class SubscriberTooSlowError(ClientError):
 class EventStream:
     """One subscriber's events, in the order they were published, up to a bound."""
 
-    def __init__(self, topics: frozenset[str], *, buffer: int) -> None:
+    def __init__(self, topics: frozenset[str], where: Mapping[str, object], *, buffer: int) -> None:
         self.topics = topics
+        self.where = dict(where)
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=buffer)
         self.overflowed = False
 
@@ -95,7 +96,9 @@ class EventStream:
             logger.warning("events.subscriber_too_slow", topics=sorted(self.topics))
 
     def wants(self, event: Event) -> bool:
-        return not self.topics or event.topic in self.topics
+        if self.topics and event.topic not in self.topics:
+            return False
+        return all(event.payload.get(key) == value for key, value in self.where.items())
 
     def pending(self) -> list[Event]:
         """Take the events already received, without waiting."""
@@ -122,9 +125,9 @@ class EventBus:
         self._buffer = buffer
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, *topics: str) -> AsyncIterator[EventStream]:
-        """Receive every event of these topics (no topic: of every topic) published while the block runs."""
-        stream = EventStream(frozenset(topics), buffer=self._buffer)
+    async def subscribe(self, *topics: str, where: Mapping[str, object] | None = None) -> AsyncIterator[EventStream]:
+        """Receive the events of these topics (none: every topic) whose payload has the `where` values."""
+        stream = EventStream(frozenset(topics), where or {}, buffer=self._buffer)
         self._streams.add(stream)
         try:
             yield stream

@@ -161,9 +161,14 @@ def connections_per_worker(server: Server) -> dict[int, int]:
     return counts
 
 
-def workers(server: Server) -> list[int]:
-    """The server's worker processes (its group, without the master)."""
-    return sorted(pid for pid in group_members(server.process.pid) if pid != server.process.pid)
+async def workers(server: Server, count: int = 2) -> list[int]:
+    """The server's `count` worker processes (its group, without the master), once all are up."""
+    for _ in range(100):
+        found = sorted(pid for pid in group_members(server.process.pid) if pid != server.process.pid)
+        if len(found) == count:
+            return found
+        await asyncio.sleep(0.1)
+    pytest.fail(f"gunicorn runs {found} as workers, not {count}")
 
 
 @contextmanager

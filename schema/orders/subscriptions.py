@@ -50,13 +50,11 @@ class OrdersSubscription:
 async def _changes(info: Info, pk: int) -> AsyncGenerator[OrderStatusChange, None]:
     order_id = encode_global_id("Order", pk)
     loaders = info.context.loaders.orders
-    async with info.context.events.subscribe(ORDER_STATUS_CHANGED) as events:
+    async with info.context.events.subscribe(ORDER_STATUS_CHANGED, where={"orderId": order_id}) as events:
         metrics.SUBSCRIPTIONS_ACTIVE.inc()
         try:
             while True:
                 event = await _next(events, info.context.principal.expires_at)
-                if event.payload.get("orderId") != order_id:
-                    continue
                 loaders.order_by_id.clear(pk)
                 loaders.items_by_order_id.clear(pk)
                 yield OrderStatusChange.from_event(event.payload, pk)

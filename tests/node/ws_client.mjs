@@ -61,7 +61,10 @@ function runSocket(socket) {
         const { id, take, ...payload } = operation;
         const received = [];
         let count = 0;
+        let finished = false;
         const finish = () => {
+          if (finished) return;
+          finished = true;
           if (script.summary) summaries.push({ socket, id, received });
           resolve();
         };
@@ -83,7 +86,7 @@ function runSocket(socket) {
             finish();
           },
           complete: () => {
-            if (!script.summary) say({ id, event: 'complete' });
+            if (!script.summary && !finished) say({ id, event: 'complete' });
             finish();
           },
         });
@@ -96,5 +99,6 @@ function runSocket(socket) {
 }
 
 await Promise.all(Array.from({ length: sockets }, (_, socket) => runSocket(socket)));
-for (const summary of summaries) print(summary);
-process.exit(0);
+// Exit only once stdout is flushed: on a pipe, `process.exit` would drop what is still buffered.
+const tail = summaries.map((summary) => `${JSON.stringify(summary)}\n`).join('');
+process.stdout.write(tail, () => process.exit(0));

@@ -17,7 +17,11 @@ mutation Move($orderId: ID!, $status: OrderStatus!) {
   orderStatusUpdate(input: {orderId: $orderId, status: $status}) { userErrors { code } }
 }
 """
+STATUS_ONLY = """
+subscription Statuses($orderId: ID!) { orderStatusChanged(orderId: $orderId) { previousStatus status } }
+"""
 SUBSCRIPTIONS = "graphql_subscriptions_active"
+HTTP_SECONDS = 30.0
 
 
 def socket_url(base_url: str) -> str:
@@ -29,19 +33,23 @@ def bearer_params(account: Account) -> dict[str, str]:
 
 
 async def move(base_url: str, staff: Account, order_id: str, status: str) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=HTTP_SECONDS) as http:
         response = await http.post(
             f"{base_url}/graphql",
             json={"query": ORDER_STATUS_UPDATE, "variables": {"orderId": order_id, "status": status}},
             headers=staff.headers,
         )
-    assert response.json()["data"]["orderStatusUpdate"]["userErrors"] == []
+    body = response.json()
+    assert body.get("data") is not None, body
+    assert body["data"]["orderStatusUpdate"]["userErrors"] == []
 
 
-def follow(operation_id: str, order_id: str, take: int | None = None) -> dict[str, object]:
+def follow(
+    operation_id: str, order_id: str, take: int | None = None, query: str = ORDER_STATUS_CHANGED
+) -> dict[str, object]:
     operation: dict[str, object] = {
         "id": operation_id,
-        "query": ORDER_STATUS_CHANGED,
+        "query": query,
         "variables": {"orderId": order_id},
     }
     return operation if take is None else {**operation, "take": take}

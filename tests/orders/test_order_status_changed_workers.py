@@ -5,22 +5,26 @@ Which worker accepts a connection is the kernel's choice; to make it the test's,
 paused (SIGSTOP) while the connection is made, and resumed right after.
 """
 
+import asyncio
 import time
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
 from tests.auth import Account
 from tests.gunicorn_process import Server, connections_per_worker, paused, running_gunicorn, workers
-from tests.orders.subscriptions import SUBSCRIPTIONS, bearer_params, follow, move, order_of, socket_url
-from tests.ws_reference import Line, ReferenceClient, reference_client, wait_for_metric
+from tests.orders.subscriptions import STATUS_ONLY, SUBSCRIPTIONS, bearer_params, follow, move, order_of, socket_url
+from tests.ws_reference import Line, ReferenceClient, metric, reference_client, wait_for_metric
 
 PER_WORKER = 8
 DELIVERY_SECONDS = 1.0
+CHECKED_OUT = "db_pool_checked_out"
+SAMPLE_SECONDS = 0.5
 
 
 def _received(client: ReferenceClient) -> list[str]:
@@ -37,7 +41,7 @@ async def _numsub(redis_url: str, channel: str) -> dict[bytes | str, int]:
 
 async def _move_on(server: Server, worker: int, staff: Account, order_id: str) -> None:
     # The change is committed by `worker`: the other one is paused while the request is served.
-    (other,) = [pid for pid in workers(server) if pid != worker]
+    (other,) = [pid for pid in await workers(server) if pid != worker]
     with paused(other):
         await move(server.url, staff, order_id, "PAID")
 
@@ -56,7 +60,7 @@ async def test_a_change_on_one_worker_reaches_the_subscribers_of_both_within_a_s
     redis_env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix}
     operations, params = [follow("mine", order_id, take=1)], bearer_params(customer)
     async with running_gunicorn(redis_settings, tmp_path, **redis_env) as server, AsyncExitStack() as clients:
-        first, second = workers(server)
+        first, second = await workers(server)
         url = socket_url(server.url)
         with paused(second):
             on_first = await clients.enter_async_context(reference_client(url, operations, params, sockets=PER_WORKER))
@@ -80,3 +84,59 @@ async def test_a_change_on_one_worker_reaches_the_subscribers_of_both_within_a_s
     assert subscribed == {f"{prefix}:events".encode(): 2}
     assert _received(on_first) == _received(on_second) == ["PAID"] * PER_WORKER
     assert elapsed < DELIVERY_SECONDS
+
+
+ORDERS = 25  # each moved twice: a burst of 50 status events
+SOCKETS = 200
+
+
+async def _burst(server: Server, staff: Account, order_ids: list[str]) -> None:
+    # Five staff at once: a burst, without making the embedded SQLite's single writer the subject.
+    staff_at_once = asyncio.Semaphore(5)
+
+    async def walk(order_id: str) -> None:
+        async with staff_at_once:
+            await move(server.url, staff, order_id, "PAID")
+            await move(server.url, staff, order_id, "SHIPPED")
+
+    await asyncio.gather(*(walk(order_id) for order_id in order_ids))
+
+
+def _summarised(lines: list[Line]) -> bool:
+    return len([line for line in lines if "received" in line]) == SOCKETS // 2 * ORDERS
+
+
+@pytest.mark.alone
+async def test_two_hundred_subscribers_each_receive_every_event_of_a_burst_in_order_holding_no_connection(
+    redis_settings: Settings, tmp_path: Path, db_session: AsyncSession, customer: Account, staff: Account
+) -> None:
+    # given: 200 sockets, half on each worker, each following the customer's 25 orders
+    order_ids = [await order_of(db_session, customer) for _ in range(ORDERS)]
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    assert redis_settings.redis_url is not None
+    env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix, "WS_MAX_SUBSCRIPTIONS": str(ORDERS)}
+    operations = [follow(f"order-{n}", order_id, take=2, query=STATUS_ONLY) for n, order_id in enumerate(order_ids)]
+    params = bearer_params(customer)
+    async with running_gunicorn(redis_settings, tmp_path, **env) as server, AsyncExitStack() as stack:
+        first, second = await workers(server)
+        idle_before = await metric(server.url, CHECKED_OUT)
+        groups = []
+        for busy, half in ((second, 1), (first, 2)):
+            with paused(busy):
+                client = reference_client(
+                    socket_url(server.url), operations, params, sockets=SOCKETS // 2, summary=True
+                )
+                groups.append(await stack.enter_async_context(client))
+                await wait_for_metric(server.url, SUBSCRIPTIONS, half * SOCKETS // 2 * ORDERS)
+        await asyncio.sleep(2 * SAMPLE_SECONDS)  # the pool gauges are sampled twice a second
+        idle_with_subscribers = await metric(server.url, CHECKED_OUT)
+
+        # when: a burst of 50 status changes
+        await _burst(server, staff, order_ids)
+        summaries = [line for group in groups for line in await group.until(_summarised) if "received" in line]
+
+    # then: every socket received both changes of every order, in order; idle sockets held no connection
+    assert len(summaries) == SOCKETS * ORDERS
+    statuses = {tuple(data["orderStatusChanged"]["status"] for data in line["received"]) for line in summaries}
+    assert statuses == {("PAID", "SHIPPED")}
+    assert idle_with_subscribers <= idle_before
