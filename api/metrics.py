@@ -30,6 +30,7 @@ LAG_SAMPLE_SECONDS = 0.5
 DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps.", multiprocess_mode="livesum")
 DB_POOL_CHECKED_OUT = Gauge("db_pool_checked_out", "Connections in use.", multiprocess_mode="livesum")
 DB_POOL_OVERFLOW = Gauge("db_pool_overflow", "Connections open beyond the pool size.", multiprocess_mode="livesum")
+ASYNCIO_TASKS = Gauge("asyncio_tasks", "Tasks alive on the event loop, last sample.", multiprocess_mode="livesum")
 EVENT_LOOP_LAG = Gauge(
     "event_loop_lag_seconds", "How late the event loop ran a timer, last sample.", multiprocess_mode="livemax"
 )
@@ -85,6 +86,7 @@ async def sampling(engine: AsyncEngine) -> AsyncIterator[None]:
             started = time.perf_counter()
             await asyncio.sleep(LAG_SAMPLE_SECONDS)
             EVENT_LOOP_LAG.set(max(0.0, time.perf_counter() - started - LAG_SAMPLE_SECONDS))
+            ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
             _sample_pool(engine)
 
     task = asyncio.create_task(loop(), name="metrics-sampler")

@@ -24,6 +24,8 @@ from tests.ws_reference import Line, ReferenceClient, metric, reference_client, 
 PER_WORKER = 8
 DELIVERY_SECONDS = 1.0
 CHECKED_OUT = "db_pool_checked_out"
+TASKS = "asyncio_tasks"
+SOCKETS_OPEN = "graphql_websockets_open"
 SAMPLE_SECONDS = 0.5
 
 
@@ -140,3 +142,35 @@ async def test_two_hundred_subscribers_each_receive_every_event_of_a_burst_in_or
     statuses = {tuple(data["orderStatusChanged"]["status"] for data in line["received"]) for line in summaries}
     assert statuses == {("PAID", "SHIPPED")}
     assert idle_with_subscribers <= idle_before
+
+
+async def test_disconnected_clients_leave_no_socket_subscription_task_or_redis_subscription_behind(
+    redis_settings: Settings, tmp_path: Path, db_session: AsyncSession, customer: Account
+) -> None:
+    # given: two workers, idle, with their baselines
+    order_id = await order_of(db_session, customer)
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    assert redis_settings.redis_url is not None
+    env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix}
+    channel = f"{prefix}:events"
+    async with running_gunicorn(redis_settings, tmp_path, **env) as server:
+        await workers(server)
+        await asyncio.sleep(2 * SAMPLE_SECONDS)
+        tasks_before = await metric(server.url, TASKS)
+        subscribed_before = await _numsub(redis_settings.redis_url, channel)
+
+        # when: 40 sockets subscribe, then all disconnect at once (the client is killed)
+        async with reference_client(
+            socket_url(server.url), [follow("mine", order_id)], bearer_params(customer), sockets=40
+        ):
+            await wait_for_metric(server.url, SUBSCRIPTIONS, 40)
+            tasks_during = await metric(server.url, TASKS)
+
+        # then: sockets, subscriptions and tasks return to their baselines; Redis still has one subscriber a worker
+        await wait_for_metric(server.url, SUBSCRIPTIONS, 0)
+        await wait_for_metric(server.url, SOCKETS_OPEN, 0)
+        await wait_for_metric(server.url, TASKS, tasks_before)
+        subscribed_after = await _numsub(redis_settings.redis_url, channel)
+
+    assert tasks_during > tasks_before
+    assert subscribed_before == subscribed_after == {channel.encode(): 2}
