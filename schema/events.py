@@ -143,13 +143,14 @@ class EventBus:
             if stream.wants(event):
                 stream.offer(event)
 
-    async def _deliver(self, events: Sequence[Event]) -> None:
+    async def deliver(self, events: Sequence[Event]) -> None:
+        """Hand events to the subscribers (those of every process, with Redis)."""
         for event in events:
             self._fan_out(event)
 
     async def publish_committed(self, session: AsyncSession, rows: Sequence[OutboxEvent]) -> None:
         """Publish the events of a transaction that has committed, then mark their rows published."""
-        await self._deliver([Event.from_row(row) for row in rows])
+        await self.deliver([Event.from_row(row) for row in rows])
         await session.execute(
             update(OutboxEvent).where(OutboxEvent.id.in_([row.id for row in rows])).values(published_at=utcnow())
         )
@@ -172,7 +173,7 @@ class EventBus:
                 .with_for_update(skip_locked=True)
             )
             rows = list((await session.execute(stmt)).scalars())
-            await self._deliver([Event.from_row(row) for row in rows])
+            await self.deliver([Event.from_row(row) for row in rows])
             for row in rows:
                 row.published_at = utcnow()
         return len(rows)
@@ -191,7 +192,7 @@ class RedisEventBus(EventBus):
         self.channel = channel
         self.listening = asyncio.Event()
 
-    async def _deliver(self, events: Sequence[Event]) -> None:
+    async def deliver(self, events: Sequence[Event]) -> None:
         # Every process, this one included, hands the events to its subscribers when Redis echoes
         # them back: once each. A failure leaves the rows unpublished, for the relay.
         async with self._redis.pipeline(transaction=False) as pipe:
