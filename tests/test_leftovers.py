@@ -1,5 +1,6 @@
 """The end-of-run check for processes a test left behind finds them, and only them."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,12 +14,13 @@ def test_a_process_started_in_the_directory_is_found_until_it_stops(tmp_path: Pa
     try:
         # when
         found = started_here(tmp_path, since, spared=set())
+        seen = _described(process.pid)
     finally:
         process.kill()
         process.wait()
 
     # then
-    assert list(found) == [process.pid]
+    assert list(found) == [process.pid], (found, since, seen)
     assert found[process.pid].startswith("sleep 30")
     assert leftovers(tmp_path, since, spared=set()) == {}
 
@@ -31,3 +33,12 @@ def test_processes_started_before_the_run_or_spared_are_not_leftovers(tmp_path: 
     finally:
         process.kill()
         process.wait()
+
+
+def _described(pid: int) -> tuple[str, str]:
+    # What the check reads of a process, for the failure message.
+    proc = Path("/proc") / str(pid)
+    try:
+        return os.readlink(proc / "cwd"), (proc / "stat").read_text()
+    except OSError as exc:
+        return "unreadable", repr(exc)
