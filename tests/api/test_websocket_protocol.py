@@ -8,13 +8,18 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
+from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from api.settings import Settings
+from domains.common.ids import encode_global_id
+from tests import factories
+from tests.auth import Account
 from tests.servers import Uvicorn, running_uvicorn
 from tests.ws_reference import run_reference_client
 
@@ -22,6 +27,7 @@ WAIT_SECONDS = 10
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 LEGACY_WS = Subprotocol("graphql-ws")
 TYPENAME = "query Typename { __typename }"
+FOLLOW = "subscription Follow($orderId: ID!) { orderStatusChanged(orderId: $orderId) { status } }"
 
 
 @pytest.fixture
@@ -106,3 +112,79 @@ async def test_the_legacy_protocol_is_spoken_when_configured(settings: Settings,
     # then
     assert socket.subprotocol == LEGACY_WS
     assert ack["type"] == "connection_ack"
+
+
+@pytest.fixture
+async def tight_server(settings: Settings, tmp_path: Path) -> AsyncIterator[Uvicorn]:
+    """A real server that pings every 0.2 s and takes one socket, with one operation at a time."""
+    limits = {"WS_KEEPALIVE_SECONDS": "0.2", "WS_MAX_SUBSCRIPTIONS": "1", "WS_MAX_CONNECTIONS": "1"}
+    async with running_uvicorn(settings, log=tmp_path / "server.log", **limits) as up:
+        yield up
+
+
+async def _acknowledged(socket: ClientConnection) -> None:
+    await socket.send(json.dumps({"type": "connection_init"}))
+    assert json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) == {"type": "connection_ack"}
+
+
+async def test_the_server_pings_an_idle_socket_and_the_socket_stays_open(tight_server: Uvicorn) -> None:
+    # given
+    async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as socket:
+        await _acknowledged(socket)
+
+        # when: nothing happens for a while
+        pings = [json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) for _ in range(3)]
+        await socket.send(json.dumps({"type": "pong"}))
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": TYPENAME}}))
+        answers = [json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) for _ in range(3)]
+
+    # then: pings, and the socket still serves operations
+    assert pings == [{"type": "ping"}] * 3
+    assert {"id": "1", "type": "complete"} in answers
+
+
+async def test_one_socket_more_than_a_process_takes_is_closed_with_try_again_later(tight_server: Uvicorn) -> None:
+    # given: the one socket this process takes
+    async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as first:
+        await _acknowledged(first)
+
+        # when
+        async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as second:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(second.recv(), WAIT_SECONDS)
+
+        # then: 1013; the first socket goes on
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
+        await first.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": TYPENAME}}))
+        assert json.loads(await asyncio.wait_for(first.recv(), WAIT_SECONDS))["type"] in {"next", "ping"}
+
+
+async def test_an_operation_over_the_per_socket_limit_gets_an_error_and_the_first_goes_on(
+    tight_server: Uvicorn, db_session: AsyncSession, customer: Account
+) -> None:
+    # given: a socket following an order (one operation in flight: the limit)
+    product = await factories.create_product(db_session)
+    order = await factories.create_order(db_session, customer=customer.user, product=product)
+    await db_session.commit()
+    follow = {"query": FOLLOW, "variables": {"orderId": encode_global_id("Order", order.id)}}
+    async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as socket:
+        init = {"type": "connection_init", "payload": {"authorization": customer.headers["Authorization"]}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) == {"type": "connection_ack"}
+        await socket.send(json.dumps({"id": "follow", "type": "subscribe", "payload": follow}))
+
+        # when: a second operation
+        await socket.send(json.dumps({"id": "more", "type": "subscribe", "payload": {"query": TYPENAME}}))
+        refusal = await _next_not_ping(socket)
+
+    # then
+    assert refusal["id"] == "more"
+    assert refusal["type"] == "error"
+
+
+async def _next_not_ping(socket: ClientConnection) -> dict[str, Any]:
+    while (message := json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)))["type"] == "ping":
+        continue
+    assert isinstance(message, dict)
+    return message
