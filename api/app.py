@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
@@ -128,6 +129,8 @@ def _redis_client(settings: Settings) -> Redis | None:
     # (MaxConnectionsError), so a burst of 200 sign-ins, each counting its attempt, would fail half
     # of them. Short timeouts and one immediate retry (a connection gone stale across a Redis
     # restart): a Redis that is down must cost a request milliseconds, not redis-py's backoff.
+    # Maintenance notifications are a Redis Enterprise/Cloud handshake; off, so a plain Redis
+    # costs no refused CLIENT MAINT_NOTIFICATIONS round trip (and debug line) per connection.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=REDIS_MAX_CONNECTIONS,
@@ -135,5 +138,6 @@ def _redis_client(settings: Settings) -> Redis | None:
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=Retry(NoBackoff(), 1),
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return Redis.from_pool(pool)

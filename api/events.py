@@ -12,6 +12,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.background import running
 from api.settings import Settings
 from schema.events import EventBus, RedisEventBus
 
@@ -26,20 +27,9 @@ def create_event_bus(settings: Settings, redis: Redis | None) -> EventBus:
 
 
 @contextlib.asynccontextmanager
-async def _running(name: str, work: "asyncio.Future[None] | asyncio.Task[None]") -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        logger.debug("events.stopped", task=name)
-
-
-@contextlib.asynccontextmanager
 async def running_bus(bus: EventBus) -> AsyncIterator[None]:
     """Keep the bus's subscription to other processes (Redis) for as long as the block runs."""
-    async with _running("bus", asyncio.create_task(bus.run(), name="event-bus-subscriber")):
+    async with running("event-bus-subscriber", bus.run()):
         yield
 
 
@@ -57,5 +47,5 @@ async def running_relay(
             except Exception:
                 logger.exception("events.relay_failed")
 
-    async with _running("relay", asyncio.create_task(loop(), name="outbox-relay")):
+    async with running("outbox-relay", loop()):
         yield

@@ -25,6 +25,8 @@ from prometheus_fastapi_instrumentator.metrics import Info
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from api.background import running
+
 LAG_SAMPLE_SECONDS = 0.5
 
 DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps.", multiprocess_mode="livesum")
@@ -89,10 +91,5 @@ async def sampling(engine: AsyncEngine) -> AsyncIterator[None]:
             ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
             _sample_pool(engine)
 
-    task = asyncio.create_task(loop(), name="metrics-sampler")
-    try:
+    async with running("metrics-sampler", loop()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

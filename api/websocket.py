@@ -22,6 +22,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMessage
 
+from api.background import running, stop
 from api.context import RequestContext
 from schema import metrics
 
@@ -86,16 +87,19 @@ class OperationScopedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestCon
             return
         OperationScopedTransportWSHandler.open_sockets += 1
         metrics.WEBSOCKETS_OPEN.inc()
-        keepalive = asyncio.create_task(self._keep_alive(settings.ws_keepalive_seconds), name="ws-keepalive")
         try:
-            await super().handle()
+            async with running("ws-keepalive", self._keep_alive(settings.ws_keepalive_seconds)):
+                await super().handle()
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
             OperationScopedTransportWSHandler.open_sockets -= 1
             metrics.WEBSOCKETS_OPEN.dec()
             await self._connection_context.db.close()
+
+    async def shutdown(self) -> None:
+        # Strawberry cancels each operation once and then awaits it: a cancellation lost on Python
+        # 3.11 (see api.background) would hold this socket's teardown, and its operation, forever.
+        await asyncio.gather(*(stop(operation.task) for operation in self.operations.values() if operation.task))
+        await super().shutdown()
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

@@ -1,0 +1,68 @@
+"""Background tasks stop when the app does, even when a cancellation is lost on the way."""
+
+import asyncio
+
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
+from api.app import create_app
+from api.background import running, stop
+from api.settings import Settings
+
+HANG = 10  # seconds after which a stop that never ends fails the test instead of hanging it
+
+
+async def test_a_task_that_swallows_its_cancellation_is_cancelled_again_until_it_ends() -> None:
+    # given: a task that loses the first cancellation, as one inside Python 3.11's wait_for can
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+
+    # when
+    async with asyncio.timeout(HANG):
+        await stop(task)
+
+    # then
+    assert task.cancelled()
+    assert swallowed == 2
+
+
+async def test_a_task_that_failed_is_stopped_without_raising_into_the_caller() -> None:
+    # given
+    async def failing() -> None:
+        raise RuntimeError("boom")
+
+    # when
+    async with running("failing", failing()) as task:
+        await asyncio.sleep(0)
+
+    # then
+    assert task.done()
+    assert isinstance(task.exception(), RuntimeError)
+
+
+async def test_the_app_stops_at_once_however_soon_after_starting(settings: Settings) -> None:
+    # given: apps started and stopped back to back, each with one request in between, so their
+    # shutdown cancels the event bus's subscriber while it is still connecting and subscribing
+    cycles = 0
+
+    # when: asgi-lifespan fails a shutdown that takes over 5 s
+    for _ in range(20):
+        app = create_app(settings)
+        async with LifespanManager(app), AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as http:
+            assert (await http.get("/health")).status_code == 200
+        cycles += 1
+
+    # then
+    assert cycles == 20
