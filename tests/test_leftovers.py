@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from tests.leftovers import leftovers, seconds_since_boot, started_here
@@ -12,6 +13,7 @@ def test_a_process_started_in_the_directory_is_found_until_it_stops(tmp_path: Pa
     since = seconds_since_boot() - 1
     process = subprocess.Popen(["sleep", "30"], cwd=tmp_path, start_new_session=True)  # noqa: S607 - coreutils
     try:
+        _wait_until_running(process.pid, b"sleep")
         # when
         found = started_here(tmp_path, since, spared=set())
         seen = _described(process.pid)
@@ -33,6 +35,15 @@ def test_processes_started_before_the_run_or_spared_are_not_leftovers(tmp_path: 
     finally:
         process.kill()
         process.wait()
+
+
+def _wait_until_running(pid: int, program: bytes) -> None:
+    # Popen returns before the child has exec'd; until then its command line reads empty.
+    cmdline = Path("/proc") / str(pid) / "cmdline"
+    deadline = time.monotonic() + 10
+    while not cmdline.read_bytes().startswith(program):
+        assert time.monotonic() < deadline, f"{pid} never ran {program!r}"
+        time.sleep(0.01)
 
 
 def _described(pid: int) -> tuple[str, str]:
