@@ -66,6 +66,9 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+_stopping: set["asyncio.Task[None]"] = set()  # operations being stopped after `complete`, kept until they end
+
+
 class OperationScopedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
     """graphql-transport-ws with a unit of work per operation, keep-alive pings and a per-process socket limit."""
 
@@ -100,6 +103,17 @@ class OperationScopedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestCon
         # 3.11 (see api.background) would hold this socket's teardown, and its operation, forever.
         await asyncio.gather(*(stop(operation.task) for operation in self.operations.values() if operation.task))
         await super().shutdown()
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        # On `complete`, Strawberry cancels the operation once without waiting for it (not to hold
+        # the socket's reader); a cancellation lost on Python 3.11 would leave it running, so it is
+        # stopped in the background until it has ended.
+        operation = self.operations.get(operation_id)
+        await super().cleanup_operation(operation_id)
+        if operation is not None and operation.task is not None and not operation.task.done():
+            stopping = asyncio.create_task(stop(operation.task), name="ws-operation-stop")
+            _stopping.add(stopping)
+            stopping.add_done_callback(_stopping.discard)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

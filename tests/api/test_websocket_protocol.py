@@ -21,7 +21,7 @@ from domains.common.ids import encode_global_id
 from tests import factories
 from tests.auth import Account
 from tests.servers import Uvicorn, running_uvicorn
-from tests.ws_reference import run_reference_client
+from tests.ws_reference import run_reference_client, wait_for_metric
 
 WAIT_SECONDS = 10
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
@@ -188,3 +188,30 @@ async def _next_not_ping(socket: ClientConnection) -> dict[str, Any]:
         continue
     assert isinstance(message, dict)
     return message
+
+
+async def test_a_subscription_the_client_completes_ends_on_the_server_and_frees_its_place(
+    tight_server: Uvicorn, db_session: AsyncSession, customer: Account
+) -> None:
+    # given: a socket following an order, at its limit of one operation
+    product = await factories.create_product(db_session)
+    order = await factories.create_order(db_session, customer=customer.user, product=product)
+    await db_session.commit()
+    follow = {"query": FOLLOW, "variables": {"orderId": encode_global_id("Order", order.id)}}
+    async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as socket:
+        init = {"type": "connection_init", "payload": {"authorization": customer.headers["Authorization"]}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) == {"type": "connection_ack"}
+        await socket.send(json.dumps({"id": "follow", "type": "subscribe", "payload": follow}))
+        await wait_for_metric(tight_server.url, "graphql_subscriptions_active", 1)
+
+        # when: the client completes it, then runs another operation
+        await socket.send(json.dumps({"id": "follow", "type": "complete"}))
+        await wait_for_metric(tight_server.url, "graphql_subscriptions_active", 0)
+        await socket.send(json.dumps({"id": "next", "type": "subscribe", "payload": {"query": TYPENAME}}))
+        answer = await _next_not_ping(socket)
+
+    # then: the subscription ended on the server, and its place went to the next operation
+    assert answer["id"] == "next"
+    assert answer["type"] == "next"
+    assert answer["payload"]["data"] == {"__typename": "Query"}
