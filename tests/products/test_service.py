@@ -390,31 +390,63 @@ async def test_review_writes_recompute_the_rating_of_their_product_only(
     assert (await _rating(db_session, other.id))[0] == 7
 
 
+TAKEN = "taken-slug"
+
+# Each write of a unique slug, with the lookup its conflict check makes: each asks for TAKEN, which a
+# category and a product other than the catalog's already have.
+SLUG_WRITES: dict[str, tuple[str, Write]] = {
+    "create a category": (
+        "get_category_by_slug",
+        lambda s, p, c: products_service.create_category(
+            s, p, input=products_service.CategoryCreate(name="Again", slug=TAKEN)
+        ),
+    ),
+    "rename a category": (
+        "get_category_by_slug",
+        lambda s, p, c: products_service.update_category(
+            s, p, input=products_service.CategoryUpdate(category_id=c.empty.id, slug=TAKEN)
+        ),
+    ),
+    "create a product": (
+        "get_product_id_by_slug",
+        lambda s, p, c: products_service.create_product(
+            s, p, input=products_service.ProductCreate(sku="NEW-1", name="New", slug=TAKEN, price=Decimal(1))
+        ),
+    ),
+    "rename a product": (
+        "get_product_id_by_slug",
+        lambda s, p, c: products_service.update_product(
+            s, p, input=products_service.ProductUpdate(product_id=c.product.id, slug=TAKEN)
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SLUG_WRITES)
 async def test_a_slug_taken_between_the_check_and_the_insert_is_reported_as_taken(
-    db_session: AsyncSession, catalog: Catalog, staff: Principal, monkeypatch: pytest.MonkeyPatch
+    db_session: AsyncSession, catalog: Catalog, staff: Principal, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    # given: the first lookup of the slug misses the row, as when a concurrent transaction commits it just after
-    lookup = products_repository.get_category_by_slug
+    # given: the first lookup of the slug misses its row, as when a concurrent transaction commits it just after
+    lookup_name, write = SLUG_WRITES[name]
+    (await factories.create_category(db_session)).slug = TAKEN
+    (await factories.create_product(db_session)).slug = TAKEN
+    await db_session.commit()
+    lookup = getattr(products_repository, lookup_name)
     lookups: list[str] = []
 
-    async def racing_lookup(session: AsyncSession, slug: str) -> products_models.CategoryView | None:
+    async def racing_lookup(session: AsyncSession, slug: str) -> object:
         lookups.append(slug)
         return None if len(lookups) == 1 else await lookup(session, slug)
 
-    monkeypatch.setattr(products_repository, "get_category_by_slug", racing_lookup)
+    monkeypatch.setattr(products_repository, lookup_name, racing_lookup)
     before = await _store(db_session)
 
-    # when: the insert fails on the unique slug, in a savepoint
-    error = await _rejected(
-        db_session,
-        lambda: products_service.create_category(
-            db_session, staff, input=products_service.CategoryCreate(name="Again", slug=catalog.parent.slug)
-        ),
-    )
+    # when: the write fails on the unique slug, in a savepoint
+    error = await _rejected(db_session, lambda: write(db_session, staff, catalog))
 
     # then
     assert [(p.code, p.field) for p in error.problems] == [("ALREADY_EXISTS", ("input", "slug"))]
-    assert lookups == [catalog.parent.slug, catalog.parent.slug]
+    assert lookups == [TAKEN, TAKEN]
     assert await _store(db_session) == before
 
 
