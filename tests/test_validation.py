@@ -145,3 +145,11 @@ def test_in_field_order_sorts_by_field_then_index_and_puts_unknown_paths_last_as
         ("input",),
         None,
     ]
+
+
+def test_an_invalid_value_given_by_its_python_name_gets_its_hint_too() -> None:
+    # when: the problem's path names the field as it was given, not by its alias
+    problems = _problems({"code": "abc", "idempotency_key": "NOT LOWER"})
+
+    # then
+    assert problems == [(ErrorCode.INVALID, "Lower-case letters only.", ("input", "idempotency_key"))]

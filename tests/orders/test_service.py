@@ -189,3 +189,28 @@ async def test_place_order_refuses_a_product_twice_however_the_input_was_built(d
     ]
     assert await _stock(db_session, product.id) == 5
     assert await _order_count(db_session) == 0
+
+
+def test_order_place_input_reports_problems_line_by_line_then_the_key() -> None:
+    # given: a bad quantity on line 0, a line that is no object, a duplicate with a bad quantity, a bad key
+    data = {
+        "items": [
+            {"productId": 1, "quantity": 0},
+            5,
+            {"productId": 1, "quantity": 0},
+        ],
+        "idempotencyKey": "",
+    }
+
+    # when
+    with pytest.raises(InvalidInputError) as refused:
+        orders_service.OrderPlace.from_data(data)
+
+    # then
+    assert [(p.code, p.field) for p in refused.value.problems] == [
+        (ErrorCode.INVALID, ("input", "items", "0", "quantity")),
+        (ErrorCode.INVALID, ("input", "items", "1")),
+        (ErrorCode.INVALID, ("input", "items", "2", "quantity")),
+        (ErrorCode.DUPLICATE, ("input", "items", "2", "productId")),
+        (ErrorCode.INVALID, ("input", "idempotencyKey")),
+    ]

@@ -929,3 +929,23 @@ def test_private_fields_are_visible_to_the_user_and_to_staff_only() -> None:
         can_view(8, Role.CUSTOMER),
         can_view(None),
     ] == [True, True, False, False]
+
+
+def test_account_register_input_judges_similarity_against_what_was_given_when_other_fields_fail() -> None:
+    # given: the name alone inside the password, with a bad address; and no address or name at all
+    with pytest.raises(InvalidInputError) as name_inside:
+        users_service.AccountRegister.from_data(
+            {"email": "not-an-address", "password": "I am Bartholomew!", "name": " Bartholomew "}
+        )
+    with pytest.raises(InvalidInputError) as nothing_personal:
+        users_service.AccountRegister.from_data({"password": "none, xxxx or null"})
+
+    # then: a missing address or name counts as empty, so nothing in the password matches it
+    assert [(p.code, p.field) for p in name_inside.value.problems] == [
+        (ErrorCode.INVALID, ("input", "email")),
+        (ErrorCode.PASSWORD_TOO_SIMILAR, ("input", "password")),
+    ]
+    assert [(p.code, p.field) for p in nothing_personal.value.problems] == [
+        (ErrorCode.REQUIRED, ("input", "email")),
+        (ErrorCode.REQUIRED, ("input", "name")),
+    ]
