@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domains.common.exceptions import ErrorCode, ForbiddenError, InvalidInputError, UnauthenticatedError
+from domains.common.exceptions import DomainError, ErrorCode, ForbiddenError, InvalidInputError, UnauthenticatedError
 from domains.common.principal import ANONYMOUS, Principal, Role
 from domains.orders import models as orders_models
 from domains.orders import service as orders_service
@@ -214,3 +214,25 @@ def test_order_place_input_reports_problems_line_by_line_then_the_key() -> None:
         (ErrorCode.DUPLICATE, ("input", "items", "2", "productId")),
         (ErrorCode.INVALID, ("input", "idempotencyKey")),
     ]
+
+
+async def test_change_order_status_refusal_names_the_current_and_the_wanted_status(db_session: AsyncSession) -> None:
+    # given: a pending order, which must be paid before it ships
+    staff = await factories.create_user(db_session, roles=("STAFF",))
+    customer = await factories.create_user(db_session)
+    product = await factories.create_product(db_session)
+    order = await factories.create_order(db_session, customer=customer, product=product)
+    await db_session.commit()
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await orders_service.change_order_status(
+            db_session, _principal(staff), input=_update(order, orders_models.OrderStatus.SHIPPED)
+        )
+    await db_session.commit()
+
+    # then
+    assert [(p.code, p.message, p.field) for p in refused.value.problems] == [
+        (ErrorCode.INVALID_TRANSITION, "An order that is PENDING cannot become SHIPPED.", ("input", "status"))
+    ]
+    assert await _status(db_session, order.id) == "PENDING"
