@@ -1,12 +1,13 @@
 """The orders service's own rules, called directly as a worker or a script would: no HTTP, no GraphQL fields."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.exceptions import DomainError, ErrorCode, ForbiddenError, InvalidInputError, UnauthenticatedError
 from domains.common.principal import ANONYMOUS, Principal, Role
 from domains.orders import models as orders_models
+from domains.orders import repository as orders_repository
 from domains.orders import service as orders_service
 from domains.orders.exceptions import OrderNotFoundError
 from domains.products import models as products_models
@@ -236,3 +237,36 @@ async def test_change_order_status_refusal_names_the_current_and_the_wanted_stat
         (ErrorCode.INVALID_TRANSITION, "An order that is PENDING cannot become SHIPPED.", ("input", "status"))
     ]
     assert await _status(db_session, order.id) == "PENDING"
+
+
+async def test_change_order_status_that_loses_a_race_names_the_status_the_other_change_left(
+    db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a pending order that another transaction cancels between this change's read and its write
+    staff = await factories.create_user(db_session, roles=("STAFF",))
+    customer = await factories.create_user(db_session)
+    product = await factories.create_product(db_session, stock=5)
+    order = await factories.create_order(db_session, customer=customer, product=product)
+    await db_session.commit()
+    set_order_status = orders_repository.set_order_status
+
+    async def cancelled_meanwhile(session: AsyncSession, order_id: int, **kwargs: orders_models.OrderStatus) -> bool:
+        await session.execute(
+            update(orders_models.Order).where(orders_models.Order.id == order_id).values(status="CANCELLED")
+        )
+        return await set_order_status(session, order_id, **kwargs)
+
+    monkeypatch.setattr(orders_repository, "set_order_status", cancelled_meanwhile)
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await orders_service.change_order_status(
+            db_session, _principal(staff), input=_update(order, orders_models.OrderStatus.PAID)
+        )
+
+    # then: refused with the status the other change left, and nothing else written
+    assert [(p.code, p.message, p.field) for p in refused.value.problems] == [
+        (ErrorCode.INVALID_TRANSITION, "An order that is CANCELLED cannot become PAID.", ("input", "status"))
+    ]
+    assert await _stock(db_session, product.id) == 5
+    assert await factories.recorded_events(db_session) == []
