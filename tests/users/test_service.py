@@ -27,6 +27,7 @@ from domains.users import models as users_models
 from domains.users import repository as users_repository
 from domains.users import service as users_service
 from domains.users.exceptions import (
+    API_KEY_REFUSED,
     INVALID_ACCESS_TOKEN,
     INVALID_API_KEY,
     INVALID_CREDENTIALS,
@@ -68,7 +69,9 @@ async def test_sign_in_refuses_an_account_deactivated_while_its_password_was_che
         )
 
     # then
-    assert [problem.code for problem in refused.value.problems] == [ErrorCode.INVALID_CREDENTIALS]
+    assert [(p.code, p.message) for p in refused.value.problems] == [
+        (ErrorCode.INVALID_CREDENTIALS, INVALID_CREDENTIALS)
+    ]
 
 
 async def test_sign_in_rehash_keeps_a_hash_written_while_the_password_was_checked(
@@ -178,6 +181,7 @@ async def test_create_api_key_refuses_an_api_key_and_an_anonymous_caller(db_sess
 
     # then
     assert as_key.value.code == "FORBIDDEN"
+    assert str(as_key.value) == API_KEY_REFUSED
     assert await _api_key_count(db_session) == 0
 
 
@@ -319,7 +323,7 @@ async def test_create_api_key_grants_the_roles_asked_once_each_in_order_and_retu
     assert stored.prefix == prefix
     assert prefix.startswith(users_service.API_KEY_PREFIX_MARK)
     assert len(prefix) == len(users_service.API_KEY_PREFIX_MARK) + 12
-    assert len(secret) >= 40
+    assert len(secret) == 43  # 32 random bytes, URL-safe base64
     assert stored.secret_hash == token_digest(secret) != secret
 
 
