@@ -1,5 +1,7 @@
 """The orders service's own rules, called directly as a worker or a script would: no HTTP, no GraphQL fields."""
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -270,3 +272,79 @@ async def test_change_order_status_that_loses_a_race_names_the_status_the_other_
     ]
     assert await _stock(db_session, product.id) == 5
     assert await factories.recorded_events(db_session) == []
+
+
+def _place(*lines: tuple[int, int]) -> orders_service.OrderPlace:
+    items = [orders_service.OrderLine(product_id=product_id, quantity=quantity) for product_id, quantity in lines]
+    return orders_service.OrderPlace(items=items)
+
+
+async def test_place_order_takes_stock_in_product_id_order_whatever_the_order_of_the_lines(
+    db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: lines in descending product order (every writer must lock rows in one order, or two orders deadlock)
+    customer = await factories.create_user(db_session)
+    products = [await factories.create_product(db_session, stock=5) for _ in range(3)]
+    await db_session.commit()
+    take_stock = orders_repository.take_stock
+    taken: list[int] = []
+
+    async def recorded(session: AsyncSession, product_id: int, quantity: int) -> tuple[Decimal, str] | None:
+        taken.append(product_id)
+        return await take_stock(session, product_id, quantity)
+
+    monkeypatch.setattr(orders_repository, "take_stock", recorded)
+
+    # when
+    order = await orders_service.place_order(
+        db_session, _principal(customer), input=_place(*((product.id, 1) for product in reversed(products)))
+    )
+    await db_session.commit()
+
+    # then
+    assert taken == sorted(product.id for product in products)
+    assert order.status == "PENDING"
+
+
+async def test_place_order_refusals_say_what_is_wrong_with_each_line_without_naming_the_stock(
+    db_session: AsyncSession,
+) -> None:
+    # given: a product with 1 unit, and an unpublished one
+    customer = await factories.create_user(db_session)
+    scarce = await factories.create_product(db_session, stock=1)
+    hidden = await factories.create_product(db_session, published=False)
+    await db_session.commit()
+
+    # when
+    with pytest.raises(InvalidInputError) as refused:
+        await orders_service.place_order(db_session, _principal(customer), input=_place((hidden.id, 1), (scarce.id, 2)))
+    await db_session.commit()
+
+    # then
+    assert [(p.code, p.message, p.field) for p in refused.value.problems] == [
+        (ErrorCode.NOT_FOUND, "No such product for sale.", ("input", "items", "0", "productId")),
+        (ErrorCode.OUT_OF_STOCK, "Not enough units in stock.", ("input", "items", "1", "quantity")),
+    ]
+    assert await _stock(db_session, scarce.id) == 1
+    assert await _order_count(db_session) == 0
+
+
+async def test_place_order_refuses_items_in_two_currencies(db_session: AsyncSession) -> None:
+    # given
+    customer = await factories.create_user(db_session)
+    dollars = await factories.create_product(db_session)
+    euros = await factories.create_product(db_session)
+    euros.currency = "EUR"
+    await db_session.commit()
+    dollars_id, euros_id = dollars.id, euros.id
+
+    # when
+    with pytest.raises(InvalidInputError) as refused:
+        await orders_service.place_order(db_session, _principal(customer), input=_place((dollars_id, 1), (euros_id, 1)))
+    await db_session.commit()
+
+    # then: refused, and the stock taken in the savepoint went back
+    assert [(p.code, p.message, p.field) for p in refused.value.problems] == [
+        (ErrorCode.INVALID, "Order items of one currency.", ("input", "items"))
+    ]
+    assert [await _stock(db_session, dollars_id), await _order_count(db_session)] == [5, 0]
