@@ -348,3 +348,82 @@ async def test_place_order_refuses_items_in_two_currencies(db_session: AsyncSess
         (ErrorCode.INVALID, "Order items of one currency.", ("input", "items"))
     ]
     assert [await _stock(db_session, dollars_id), await _order_count(db_session)] == [5, 0]
+
+
+def test_order_place_input_reports_too_many_lines_alone_and_duplicates_of_valid_lines() -> None:
+    # given: one line too many, all of one product; and two valid lines of one product
+    too_many = [{"productId": 1, "quantity": 1}] * (orders_service.MAX_LINES + 1)
+    twice = [{"productId": 1, "quantity": 1}, {"productId": 1, "quantity": 2}]
+
+    # when
+    with pytest.raises(InvalidInputError) as too_long:
+        orders_service.OrderPlace.from_data({"items": too_many})
+    with pytest.raises(InvalidInputError) as duplicated:
+        orders_service.OrderPlace.from_data({"items": twice})
+
+    # then
+    assert [(p.code, p.field) for p in too_long.value.problems] == [(ErrorCode.TOO_LONG, ("input", "items"))]
+    assert [(p.code, p.field) for p in duplicated.value.problems] == [
+        (ErrorCode.DUPLICATE, ("input", "items", "1", "productId"))
+    ]
+
+
+async def test_place_order_keeps_the_currency_of_its_products(db_session: AsyncSession) -> None:
+    # given
+    customer = await factories.create_user(db_session)
+    euros = await factories.create_product(db_session, price="2.50")
+    euros.currency = "EUR"
+    await db_session.commit()
+
+    # when
+    order = await orders_service.place_order(db_session, _principal(customer), input=_place((euros.id, 2)))
+    await db_session.commit()
+
+    # then
+    assert (order.currency, order.total_amount) == ("EUR", Decimal("5.00"))
+
+
+async def test_place_order_whose_key_is_used_by_a_concurrent_call_meanwhile_answers_with_that_order(
+    db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: an order placed with a key, which this call's first lookup misses (as when it commits just after)
+    customer = await factories.create_user(db_session)
+    product = await factories.create_product(db_session, stock=5)
+    await db_session.commit()
+    principal, product_id = _principal(customer), product.id
+    first = await orders_service.place_order(
+        db_session,
+        principal,
+        input=orders_service.OrderPlace(
+            items=[orders_service.OrderLine(product_id=product_id, quantity=1)], idempotency_key="k"
+        ),
+    )
+    await db_session.commit()
+    first_id = first.id
+    lookup = orders_repository.get_order_by_idempotency_key
+    lookups: list[tuple[int, str]] = []
+
+    async def racing_lookup(session: AsyncSession, customer_id: int, key: str) -> orders_models.Order | None:
+        lookups.append((customer_id, key))
+        return None if len(lookups) == 1 else await lookup(session, customer_id, key)
+
+    monkeypatch.setattr(orders_repository, "get_order_by_idempotency_key", racing_lookup)
+    retry = orders_service.OrderPlace(
+        items=[orders_service.OrderLine(product_id=product_id, quantity=1)], idempotency_key="k"
+    )
+    other = orders_service.OrderPlace(
+        items=[orders_service.OrderLine(product_id=product_id, quantity=2)], idempotency_key="k"
+    )
+
+    # when: the same request again, then another request with the same key
+    replayed = await orders_service.place_order(db_session, principal, input=retry)
+    lookups.clear()
+    with pytest.raises(DomainError) as reused:
+        await orders_service.place_order(db_session, principal, input=other)
+    await db_session.commit()
+
+    # then: the first order, its stock taken once; a different request with the key is refused
+    assert replayed.id == first_id
+    assert [p.code for p in reused.value.problems] == [ErrorCode.IDEMPOTENCY_KEY_REUSED]
+    assert lookups == [(principal.user_id, "k")] * 2
+    assert (await _stock(db_session, product_id), await _order_count(db_session)) == (4, 1)
