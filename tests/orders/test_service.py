@@ -427,3 +427,20 @@ async def test_place_order_whose_key_is_used_by_a_concurrent_call_meanwhile_answ
     assert [p.code for p in reused.value.problems] == [ErrorCode.IDEMPOTENCY_KEY_REUSED]
     assert lookups == [(principal.user_id, "k")] * 2
     assert (await _stock(db_session, product_id), await _order_count(db_session)) == (4, 1)
+
+
+def test_order_place_input_finds_duplicates_by_either_name_and_requires_lines() -> None:
+    # given: lines given by their Python names, as a script would; and no lines at all
+    by_name = {"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]}
+
+    # when
+    with pytest.raises(InvalidInputError) as duplicated:
+        orders_service.OrderPlace.from_data(by_name)
+    with pytest.raises(InvalidInputError) as missing:
+        orders_service.OrderPlace.from_data({})
+
+    # then
+    assert [(p.code, p.field) for p in duplicated.value.problems] == [
+        (ErrorCode.DUPLICATE, ("input", "items", "1", "productId"))
+    ]
+    assert [(p.code, p.field) for p in missing.value.problems] == [(ErrorCode.REQUIRED, ("input", "items"))]
