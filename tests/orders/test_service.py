@@ -444,3 +444,20 @@ def test_order_place_input_finds_duplicates_by_either_name_and_requires_lines() 
         (ErrorCode.DUPLICATE, ("input", "items", "1", "productId"))
     ]
     assert [(p.code, p.field) for p in missing.value.problems] == [(ErrorCode.REQUIRED, ("input", "items"))]
+
+
+def test_order_place_input_puts_a_duplicate_before_the_problems_of_later_lines() -> None:
+    # given: line 1 repeats line 0's product; line 2 has a bad quantity
+    data = {
+        "items": [{"productId": 1, "quantity": 1}, {"productId": 1, "quantity": 1}, {"productId": 2, "quantity": 0}]
+    }
+
+    # when
+    with pytest.raises(InvalidInputError) as refused:
+        orders_service.OrderPlace.from_data(data)
+
+    # then
+    assert [(p.code, p.field) for p in refused.value.problems] == [
+        (ErrorCode.DUPLICATE, ("input", "items", "1", "productId")),
+        (ErrorCode.INVALID, ("input", "items", "2", "quantity")),
+    ]
