@@ -66,8 +66,8 @@ pytest: install browser node ## Run the tests (TEST_DATABASE_URL selects Postgre
 	@# Stall measurements run on their own, untraced: a coverage tracer slows every callback several-fold.
 	$(BIN)/pytest -m alone -n 0 --no-cov
 
-mutation: install ## Mutation testing of the unit of work and the order service (slow; not part of `test`)
-	$(BIN)/mutmut run --max-children 2
+mutation: install ## Mutation testing of the unit of work, the services' write paths and validation (slow; not part of `test`)
+	$(BIN)/mutmut run --max-children 1
 	$(BIN)/mutmut results
 
 schema: install ## Regenerate schema/schema.graphql from the code

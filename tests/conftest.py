@@ -27,6 +27,7 @@ from api.settings import Settings
 from domains.common.principal import Role
 from domains.tables import metadata
 from domains.users import models as users_models
+from domains.users import passwords
 from domains.users.tokens import TokenIssuer
 from tests import factories
 from tests.auth import Account, api_key, signed_in
@@ -34,6 +35,11 @@ from tests.leftovers import leftovers, seconds_since_boot
 from tests.servers import ROOT, Uvicorn, running_uvicorn
 
 _RUN_STARTED = pytest.StashKey[float]()
+
+# A test process forked from one that already hashed a password (mutmut's fork isolation forks each
+# mutant's run from the process that ran the whole suite) would inherit a hashing pool whose threads
+# did not survive the fork, and every hash would wait for them forever: it builds its own instead.
+os.register_at_fork(after_in_child=passwords._executor.cache_clear)
 
 
 def _worker() -> str:

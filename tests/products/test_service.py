@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domains.common.exceptions import ClientError, ForbiddenError, UnauthenticatedError
+from domains.common.exceptions import ClientError, DomainError, ForbiddenError, UnauthenticatedError
 from domains.common.outbox import OutboxEvent
 from domains.common.principal import ANONYMOUS, Principal, Role
 from domains.products import models as products_models
+from domains.products import repository as products_repository
 from domains.products import service as products_service
+from domains.products.repository import MAX_STOCK
 from domains.users import models as users_models
 from tests import factories
 
@@ -293,3 +295,190 @@ async def test_review_create_is_made_for_a_signed_in_customer(
 
     # then
     assert (review.user_id, review.rating, review.title) == (customer.user_id, 4, "Good")
+
+
+async def _rejected(session: AsyncSession, write: Callable[[], Awaitable[object]]) -> DomainError:
+    # As `_refused`, for the refusals that are the caller's userErrors.
+    with pytest.raises(DomainError) as rejected:
+        await write()
+    await session.commit()
+    return rejected.value
+
+
+async def test_stock_adjust_refusals_name_the_stock_left_and_the_largest_stock(
+    db_session: AsyncSession, catalog: Catalog, staff: Principal
+) -> None:
+    # given: a product with 5 units
+    def adjust(delta: int) -> Callable[[], Awaitable[object]]:
+        stock = products_service.ProductStockAdjust(product_id=catalog.product.id, delta=delta)
+        return lambda: products_service.adjust_product_stock(db_session, staff, input=stock)
+
+    # when
+    below_zero = await _rejected(db_session, adjust(-6))
+    over_limit = await _rejected(db_session, adjust(MAX_STOCK))
+    missing = await _rejected(
+        db_session,
+        lambda: products_service.adjust_product_stock(
+            db_session, staff, input=products_service.ProductStockAdjust(product_id=catalog.product.id + 99, delta=1)
+        ),
+    )
+
+    # then
+    assert [(p.code, p.message, p.field) for p in below_zero.problems] == [
+        ("OUT_OF_STOCK", "Only 5 units are in stock; stock cannot go below 0.", ("input", "delta"))
+    ]
+    assert [(p.code, p.message, p.field) for p in over_limit.problems] == [
+        ("INVALID", f"Stock cannot exceed {MAX_STOCK} units.", ("input", "delta"))
+    ]
+    assert [(p.code, p.field) for p in missing.problems] == [("NOT_FOUND", ("input", "productId"))]
+    assert await factories.recorded_events(db_session) == []
+
+
+async def test_review_delete_by_another_customer_says_who_may_delete_it(
+    db_session: AsyncSession, catalog: Catalog, customer: Principal
+) -> None:
+    # given: a published product, so the review is visible to the customer
+    published = update(products_models.Product).where(products_models.Product.id == catalog.product.id)
+    await db_session.execute(published.values(is_published=True))
+    await db_session.commit()
+
+    # when
+    error = await _refused(
+        db_session, lambda: products_service.delete_review(db_session, customer, review_id=catalog.review.id)
+    )
+
+    # then
+    assert str(error) == "Only the review's author or staff can delete it."
+
+
+async def _rating(session: AsyncSession, product_id: int) -> tuple[int, int, Decimal]:
+    stmt = select(
+        products_models.Product.rating_count, products_models.Product.rating_sum, products_models.Product.rating_average
+    ).where(products_models.Product.id == product_id)
+    count, total, average = (await session.execute(stmt)).one()
+    await session.commit()
+    return count, total, Decimal(average)
+
+
+async def test_review_writes_recompute_the_rating_of_their_product_only(
+    db_session: AsyncSession, catalog: Catalog, customer: Principal, staff: Principal
+) -> None:
+    # given: the catalog's product (one 5-star review), published, and another product whose stored rating is
+    # stale on purpose: a write that recomputed every product (and locked every row) would correct it
+    await products_service.update_product(
+        db_session, staff, input=products_service.ProductUpdate(product_id=catalog.product.id, is_published=True)
+    )
+    other = await factories.create_product(db_session)
+    await db_session.execute(
+        update(products_models.Product).where(products_models.Product.id == other.id).values(rating_count=7)
+    )
+    await db_session.commit()
+
+    # when
+    review = await products_service.create_review(
+        db_session, customer, input=products_service.ReviewCreate(product_id=catalog.product.id, rating=2)
+    )
+    await db_session.commit()
+    after_create = await _rating(db_session, catalog.product.id)
+    await products_service.delete_review(db_session, customer, review_id=review.id)
+    await db_session.commit()
+    after_delete = await _rating(db_session, catalog.product.id)
+
+    # then
+    assert after_create == (2, 7, Decimal("3.5"))
+    assert after_delete == (1, 5, Decimal(5))
+    assert (await _rating(db_session, other.id))[0] == 7
+
+
+TAKEN = "taken-slug"
+
+# Each write of a unique slug, with the lookup its conflict check makes: each asks for TAKEN, which a
+# category and a product other than the catalog's already have.
+SLUG_WRITES: dict[str, tuple[str, Write]] = {
+    "create a category": (
+        "get_category_by_slug",
+        lambda s, p, c: products_service.create_category(
+            s, p, input=products_service.CategoryCreate(name="Again", slug=TAKEN)
+        ),
+    ),
+    "rename a category": (
+        "get_category_by_slug",
+        lambda s, p, c: products_service.update_category(
+            s, p, input=products_service.CategoryUpdate(category_id=c.empty.id, slug=TAKEN)
+        ),
+    ),
+    "create a product": (
+        "get_product_id_by_slug",
+        lambda s, p, c: products_service.create_product(
+            s, p, input=products_service.ProductCreate(sku="NEW-1", name="New", slug=TAKEN, price=Decimal(1))
+        ),
+    ),
+    "rename a product": (
+        "get_product_id_by_slug",
+        lambda s, p, c: products_service.update_product(
+            s, p, input=products_service.ProductUpdate(product_id=c.product.id, slug=TAKEN)
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SLUG_WRITES)
+async def test_a_slug_taken_between_the_check_and_the_insert_is_reported_as_taken(
+    db_session: AsyncSession, catalog: Catalog, staff: Principal, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # given: the first lookup of the slug misses its row, as when a concurrent transaction commits it just after
+    lookup_name, write = SLUG_WRITES[name]
+    (await factories.create_category(db_session)).slug = TAKEN
+    (await factories.create_product(db_session)).slug = TAKEN
+    await db_session.commit()
+    lookup = getattr(products_repository, lookup_name)
+    lookups: list[str] = []
+
+    async def racing_lookup(session: AsyncSession, slug: str) -> object:
+        lookups.append(slug)
+        return None if len(lookups) == 1 else await lookup(session, slug)
+
+    monkeypatch.setattr(products_repository, lookup_name, racing_lookup)
+    before = await _store(db_session)
+
+    # when: the write fails on the unique slug, in a savepoint
+    error = await _rejected(db_session, lambda: write(db_session, staff, catalog))
+
+    # then
+    assert [(p.code, p.field) for p in error.problems] == [("ALREADY_EXISTS", ("input", "slug"))]
+    assert lookups == [TAKEN, TAKEN]
+    assert await _store(db_session) == before
+
+
+async def test_a_review_written_between_the_check_and_the_insert_is_reported_as_existing(
+    db_session: AsyncSession, catalog: Catalog, staff: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the author's own review, which the first check misses as if it were committed just after
+    await products_service.update_product(
+        db_session, staff, input=products_service.ProductUpdate(product_id=catalog.product.id, is_published=True)
+    )
+    await db_session.commit()
+    lookup = products_repository.get_review_id_by_author
+    lookups: list[tuple[int, int]] = []
+
+    async def racing_lookup(session: AsyncSession, product_id: int, user_id: int) -> int | None:
+        lookups.append((product_id, user_id))
+        return None if len(lookups) == 1 else await lookup(session, product_id, user_id)
+
+    monkeypatch.setattr(products_repository, "get_review_id_by_author", racing_lookup)
+    before = await _store(db_session)
+
+    # when
+    error = await _rejected(
+        db_session,
+        lambda: products_service.create_review(
+            db_session,
+            _principal(catalog.author),
+            input=products_service.ReviewCreate(product_id=catalog.product.id, rating=1),
+        ),
+    )
+
+    # then
+    assert [(p.code, p.field) for p in error.problems] == [("ALREADY_EXISTS", ("input", "productId"))]
+    assert lookups == [(catalog.product.id, catalog.author.id)] * 2
+    assert await _store(db_session) == before
