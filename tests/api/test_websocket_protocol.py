@@ -7,6 +7,7 @@ The reference client is the `graphql-ws` npm package (tests/node/ws_client.mjs, 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -160,20 +161,28 @@ async def test_one_socket_more_than_a_process_takes_is_closed_with_try_again_lat
         assert json.loads(await asyncio.wait_for(first.recv(), WAIT_SECONDS))["type"] in {"next", "ping"}
 
 
-async def test_an_operation_over_the_per_socket_limit_gets_an_error_and_the_first_goes_on(
-    tight_server: Uvicorn, db_session: AsyncSession, customer: Account
-) -> None:
-    # given: a socket following an order (one operation in flight: the limit)
+@asynccontextmanager
+async def _following_an_order(
+    server: Uvicorn, db_session: AsyncSession, customer: Account
+) -> AsyncIterator[ClientConnection]:
+    """A socket of the customer's, acknowledged, following one of their orders as operation "follow"."""
     product = await factories.create_product(db_session)
     order = await factories.create_order(db_session, customer=customer.user, product=product)
     await db_session.commit()
     follow = {"query": FOLLOW, "variables": {"orderId": encode_global_id("Order", order.id)}}
-    async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as socket:
+    async with connect(_socket_url(server), subprotocols=[TRANSPORT_WS]) as socket:
         init = {"type": "connection_init", "payload": {"authorization": customer.headers["Authorization"]}}
         await socket.send(json.dumps(init))
         assert json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) == {"type": "connection_ack"}
         await socket.send(json.dumps({"id": "follow", "type": "subscribe", "payload": follow}))
+        yield socket
 
+
+async def test_an_operation_over_the_per_socket_limit_gets_an_error_and_the_first_goes_on(
+    tight_server: Uvicorn, db_session: AsyncSession, customer: Account
+) -> None:
+    # given: a socket following an order (one operation in flight: the limit)
+    async with _following_an_order(tight_server, db_session, customer) as socket:
         # when: a second operation
         await socket.send(json.dumps({"id": "more", "type": "subscribe", "payload": {"query": TYPENAME}}))
         refusal = await _next_not_ping(socket)
@@ -194,15 +203,7 @@ async def test_a_subscription_the_client_completes_ends_on_the_server_and_frees_
     tight_server: Uvicorn, db_session: AsyncSession, customer: Account
 ) -> None:
     # given: a socket following an order, at its limit of one operation
-    product = await factories.create_product(db_session)
-    order = await factories.create_order(db_session, customer=customer.user, product=product)
-    await db_session.commit()
-    follow = {"query": FOLLOW, "variables": {"orderId": encode_global_id("Order", order.id)}}
-    async with connect(_socket_url(tight_server), subprotocols=[TRANSPORT_WS]) as socket:
-        init = {"type": "connection_init", "payload": {"authorization": customer.headers["Authorization"]}}
-        await socket.send(json.dumps(init))
-        assert json.loads(await asyncio.wait_for(socket.recv(), WAIT_SECONDS)) == {"type": "connection_ack"}
-        await socket.send(json.dumps({"id": "follow", "type": "subscribe", "payload": follow}))
+    async with _following_an_order(tight_server, db_session, customer) as socket:
         await wait_for_metric(tight_server.url, "graphql_subscriptions_active", 1)
 
         # when: the client completes it, then runs another operation
