@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Events a subscriber may fall behind by before its subscription is ended (RATE_LIMITED).
     subscription_buffer: int = Field(default=256, ge=1)
 
+    # Outgoing webhooks (README "Background work"). None: private targets allowed outside production only.
+    webhook_allow_private_targets: bool | None = None
+
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=30.0, gt=0)
@@ -186,6 +189,13 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        """Whether webhook URLs may point at private and loopback addresses: by default, outside production only."""
+        if self.webhook_allow_private_targets is None:
+            return not self.is_production
+        return self.webhook_allow_private_targets
 
     @property
     def is_production(self) -> bool:

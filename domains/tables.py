@@ -5,7 +5,8 @@ from domains.common.base import Base
 from domains.orders import models as orders_models
 from domains.products import models as products_models
 from domains.users import models as users_models
+from domains.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
-__all__ = ["metadata", "orders_models", "outbox", "products_models", "users_models"]
+__all__ = ["metadata", "orders_models", "outbox", "products_models", "users_models", "webhooks_models"]

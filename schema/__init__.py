@@ -34,19 +34,22 @@ from schema.products.queries import ProductsQuery
 from schema.relay.queries import NodeQuery
 from schema.users.mutations import UsersMutation
 from schema.users.queries import UsersQuery
+from schema.webhooks.mutations import WebhooksMutation
+from schema.webhooks.queries import WebhooksQuery
 
 DOCUMENT_CACHE_SIZE = 512
 
 
 @strawberry.type(description="Read the storefront: the catalog, your account and orders, any object by id.")
-class Query(NodeQuery, UsersQuery, ProductsQuery, OrdersQuery):
+class Query(NodeQuery, UsersQuery, ProductsQuery, OrdersQuery, WebhooksQuery):
     pass
 
 
 @strawberry.type(
-    description="Change the storefront: accounts, the catalog, reviews and orders. Each field runs in one transaction."
+    description="Change the storefront: accounts, the catalog, reviews, orders and webhooks. Each field runs in one "
+    "transaction."
 )
-class Mutation(UsersMutation, OrdersMutation, ProductsMutation):
+class Mutation(UsersMutation, OrdersMutation, ProductsMutation, WebhooksMutation):
     pass
 
 

@@ -18,6 +18,7 @@ from schema.rate_limits import RateLimits
 from schema.settings import SchemaSettings
 from schema.unit_of_work import RequestDb
 from schema.users.loaders import UsersLoaders
+from schema.webhooks.loaders import WebhooksLoaders
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Loaders:
     orders: OrdersLoaders
     products: ProductsLoaders
     users: UsersLoaders
+    webhooks: WebhooksLoaders
 
     @classmethod
     def create(cls, db: RequestDb, principal: Principal) -> Self:
@@ -42,6 +44,7 @@ class Loaders:
             orders=OrdersLoaders.create(db, principal),
             products=ProductsLoaders.create(db, principal, users.user_by_id),
             users=users,
+            webhooks=WebhooksLoaders.create(db, principal),
         )
 
 

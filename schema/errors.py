@@ -5,6 +5,9 @@ import strawberry
 from domains.common.exceptions import ERROR_CODE_DESCRIPTIONS, DomainError, ErrorCode
 from schema.enums import described_enum
 
+# The description of every payload's `userErrors` field.
+USER_ERRORS = "Why the input was refused; empty on success."
+
 UserErrorCode = described_enum(
     ErrorCode,
     name="UserErrorCode",

@@ -42,6 +42,9 @@ class SchemaSettings(Protocol):
     @property
     def api_key_touch_interval_seconds(self) -> int: ...
 
+    @property
+    def webhook_private_targets_allowed(self) -> bool: ...
+
 
 class RateLimitSettings(Protocol):
     @property

@@ -19,13 +19,18 @@ PENDING_EVENTS = "storefront.pending_events"
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_event"
-    __table_args__ = (Index(None, "published_at", "id"),)
+    __table_args__ = (Index(None, "published_at", "id"), Index(None, "processed_at", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Handed to this process's and every other's subscribers (schema/events.py).
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Last put on the task queue, and handled there (its webhook deliveries and e-mails recorded): a row
+    # not handled some time after it was put on the queue is put on it again (tasks/relay.py).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def record_event(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:

@@ -7,11 +7,9 @@ import strawberry
 
 from domains.orders import models
 from schema.context import Info
-from schema.errors import UserError
+from schema.errors import USER_ERRORS, UserError
 from schema.loaders import AwaitableOrValue, then
 from schema.orders.types import Order, OrderStatus
-
-USER_ERRORS = "Why the input was refused; empty on success."
 
 
 @strawberry.type(description="The result of `orderPlace`.")

@@ -2,10 +2,8 @@
 
 import strawberry
 
-from schema.errors import UserError
+from schema.errors import USER_ERRORS, UserError
 from schema.products.types import Category, Product, Review
-
-USER_ERRORS = "Why the input was refused; empty on success."
 
 
 @strawberry.type(description="The result of `categoryCreate`.")

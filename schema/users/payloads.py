@@ -4,10 +4,8 @@ from datetime import datetime
 
 import strawberry
 
-from schema.errors import UserError
+from schema.errors import USER_ERRORS, UserError
 from schema.users.types import ApiKey, User
-
-USER_ERRORS = "Why the input was refused; empty on success."
 
 
 @strawberry.type(description="The result of `accountRegister`.")
