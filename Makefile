@@ -13,7 +13,7 @@ WS_MAX_SIZE ?= 1048576
 NODE_AUDITS := tests/node
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install browser node migrate seed run test lint format typecheck importlint pytest mutation schema migration bench serve
+.PHONY: help install browser node migrate seed run worker scheduler test lint format typecheck importlint pytest mutation schema migration bench serve
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ seed: migrate ## Load the demo data (development only; idempotent)
 run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
 	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m scripts.seed; fi
 	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --no-proxy-headers --ws-max-size $(WS_MAX_SIZE)
+
+worker: migrate ## Run a task worker (REDIS_URL required; without it `make run` runs the tasks in-process)
+	$(BIN)/taskiq worker api.task_worker:broker --workers 1 --no-configure-logging --shutdown-timeout 25
+
+scheduler: migrate ## Run the scheduler of the periodic jobs: exactly one per deployment (REDIS_URL required)
+	$(BIN)/taskiq scheduler api.task_worker:scheduler --no-configure-logging
 
 test: install browser node lint typecheck importlint pytest ## Lint, type-check and run the whole suite
 

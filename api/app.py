@@ -11,24 +11,29 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
+from taskiq import AsyncBroker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import graphiql, health, metrics
 from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
-from api.events import create_event_bus, running_bus, running_relay
+from api.events import after_commit, create_event_bus, running_bus, running_relay
 from api.graphql import MethodNotAllowed, create_graphql_router
 from api.http import HTTPRefusal, refusal_response
 from api.limits import RequestRateLimitMiddleware, create_limit_storage
 from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
 from api.settings import Settings, get_settings
+from api.tasks import running_in_process, task_broker, task_config
 from schema.extensions.complexity import configure_validation_work
 from schema.rate_limits import RateLimits
+from tasks import sender
+from tasks.jobs import Runtime
 
 logger = structlog.get_logger("api.app")
 RequestHandler = Callable[[Request], Awaitable[Response]]
@@ -61,17 +66,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = redis
         app.state.rate_limits = RateLimits(create_limit_storage(settings, redis), settings)
         app.state.events = create_event_bus(settings, redis)
+        app.state.tasks = task_broker(settings)
+        app.state.after_commit = after_commit(app.state.events, app.state.tasks)
         app.state.shutting_down = False
+        http = sender.create_client(timeout=settings.webhook_timeout_seconds)
         try:
             interval = settings.outbox_relay_interval_seconds
             async with (
                 running_bus(app.state.events),
                 running_relay(app.state.events, app.state.sessionmaker, interval=interval),
+                _task_queue(app.state.tasks, settings, Runtime(app.state.sessionmaker, http, task_config(settings))),
                 metrics.sampling(engine),
             ):
                 yield
         finally:
             app.state.shutting_down = True
+            await http.aclose()
             await app.state.rate_limits.close()
             if redis is not None:
                 await redis.aclose()
@@ -120,6 +130,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
+
+
+@asynccontextmanager
+async def _task_queue(broker: AsyncBroker, settings: Settings, runtime: Runtime) -> AsyncIterator[None]:
+    # With Redis the API only sends tasks (the worker runs them: `make worker`); without, it runs them too.
+    if settings.redis_url is None:
+        async with running_in_process(broker, settings, runtime):
+            yield
+        return
+    try:
+        await broker.startup()  # declares the workers' consumer group on the stream
+    except (RedisError, OSError) as exc:
+        # The API serves without Redis: writes log the failed hand-off, and the re-drive sends later.
+        logger.warning("tasks.queue_unreachable", error=type(exc).__name__)
+    try:
+        yield
+    finally:
+        await broker.shutdown()
 
 
 def _redis_client(settings: Settings) -> Redis | None:

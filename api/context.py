@@ -28,7 +28,7 @@ class RequestContext(Context, BaseContext):
         assert self.request is not None  # noqa: S101 - the router sets it before any operation
         state = self.request.app.state
         context = RequestContext(
-            db=RequestDb(state.sessionmaker(), on_commit=state.events.publish_committed),
+            db=RequestDb(state.sessionmaker(), on_commit=state.after_commit),
             authentication=Authentication(self.principal, self.refusal),
             settings=self.settings,
             request_id=self.request_id,

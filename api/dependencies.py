@@ -10,7 +10,7 @@ from schema.unit_of_work import RequestDb
 async def get_request_db(connection: HTTPConnection) -> AsyncIterator[RequestDb]:
     """Open the request's (or WebSocket's) session and always close it, also when a resolver raised."""
     state = connection.app.state
-    db = RequestDb(state.sessionmaker(), on_commit=state.events.publish_committed)
+    db = RequestDb(state.sessionmaker(), on_commit=state.after_commit)
     try:
         yield db
     finally:

@@ -1,20 +1,27 @@
-"""The event bus's background work, run for the app's lifetime: the outbox relay and the Redis subscriber.
+"""What becomes of committed domain events: the bus and its background work, and the hand-off to the task queue.
 
-The bus itself (schema/events.py) fans committed events out; here are the tasks the lifespan keeps
-running beside it.
+The bus itself (schema/events.py) fans committed events out to subscribers; here are what the
+lifespan keeps running beside it (the outbox relay, the Redis subscriber) and the after-commit hook
+that hands a transaction's events to both the bus and the task queue.
 """
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq import AsyncBroker
 
 from api.background import running
 from api.settings import Settings
-from schema.events import EventBus, RedisEventBus
+from domains.common import outbox
+from domains.common.base import utcnow
+from schema.events import Event, EventBus, RedisEventBus
+from schema.unit_of_work import PublishCommitted
+from tasks.jobs import HANDLE_EVENT, enqueue
 
 logger = structlog.get_logger("api.events")
 
@@ -49,3 +56,30 @@ async def running_relay(
 
     async with running("outbox-relay", loop()):
         yield
+
+
+def after_commit(bus: EventBus, queue: AsyncBroker) -> PublishCommitted:
+    """The hook a unit of work calls once its transaction committed: hand its events to the bus and the queue.
+
+    Each hand-off that succeeds is marked on the rows (`published_at`, `dispatched_at`); one that fails
+    is logged and left to the relay (the bus) or the re-drive job (the queue).
+    """
+
+    async def hand_on(session: AsyncSession, rows: Sequence[outbox.OutboxEvent]) -> None:
+        ids = [row.id for row in rows]
+        now = utcnow()
+        done: dict[str, datetime] = {}
+        try:
+            await bus.deliver([Event.from_row(row) for row in rows])
+            done["published_at"] = now
+        except Exception:
+            logger.exception("events.publish_failed", events=len(ids))
+        try:
+            await enqueue(queue, HANDLE_EVENT, ids)
+            done["dispatched_at"] = now
+        except Exception:
+            logger.exception("tasks.enqueue_failed", events=len(ids))
+        await outbox.mark_handed_on(session, ids, **done)
+        await session.commit()
+
+    return hand_on

@@ -82,8 +82,21 @@ class Settings(BaseSettings):
     # Events a subscriber may fall behind by before its subscription is ended (RATE_LIMITED).
     subscription_buffer: int = Field(default=256, ge=1)
 
-    # Outgoing webhooks (README "Background work"). None: private targets allowed outside production only.
+    # Background work (README "Background work"): the task queue, its periodic jobs, outgoing webhooks.
+    task_redrive_interval_seconds: int = Field(default=5, ge=1)
+    task_redispatch_seconds: int = Field(default=60, ge=1)
+    task_purge_interval_seconds: int = Field(default=3600, ge=1)
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_disable_after_hours: float = Field(default=24.0, gt=0)
+    # None: private and loopback webhook targets are allowed outside production only.
     webhook_allow_private_targets: bool | None = None
+    outbox_retention_days: int = Field(default=7, ge=1)
+    webhook_delivery_retention_days: int = Field(default=30, ge=1)
+    idempotency_key_retention_hours: int = Field(default=24, ge=1)
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

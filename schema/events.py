@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domains.common.base import utcnow
@@ -147,14 +147,6 @@ class EventBus:
         """Hand events to the subscribers (those of every process, with Redis)."""
         for event in events:
             self._fan_out(event)
-
-    async def publish_committed(self, session: AsyncSession, rows: Sequence[OutboxEvent]) -> None:
-        """Publish the events of a transaction that has committed, then mark their rows published."""
-        await self.deliver([Event.from_row(row) for row in rows])
-        await session.execute(
-            update(OutboxEvent).where(OutboxEvent.id.in_([row.id for row in rows])).values(published_at=utcnow())
-        )
-        await session.commit()
 
     async def relay(self, sessionmaker: async_sessionmaker[AsyncSession], *, grace: timedelta = RELAY_GRACE) -> int:
         """Publish outbox rows left unpublished for longer than `grace`; return how many."""

@@ -84,26 +84,42 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    # With TEST_REDIS_URL the app keeps its counters in that Redis, under a prefix of its own per test.
-    return Settings(
+async def settings(database_url: str) -> AsyncIterator[Settings]:
+    # With TEST_REDIS_URL the app keeps its counters and task queue in that Redis, under a prefix of
+    # its own per test, deleted after it.
+    test_settings = Settings(
         database_url=database_url,
         redis_url=os.environ.get("TEST_REDIS_URL"),
         redis_key_prefix=f"storefront-test:{uuid.uuid4().hex}",
-        # The relay's background loop would check connections out at random moments; the tests
-        # that need it call `relay()` or start the loop with a short interval themselves.
+        # The relay's and the periodic jobs' background loops would check connections out at random
+        # moments; the tests that need them call them or start them with a short interval themselves.
         outbox_relay_interval_seconds=3600,
+        task_redrive_interval_seconds=3600,
         db_pool_size=5,
         db_max_overflow=5,
         _env_file=None,
     )
+    yield test_settings
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        await _delete_keys(url, test_settings.redis_key_prefix)
+
+
+async def _delete_keys(url: str, prefix: str) -> None:
+    redis = Redis.from_url(url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
 
 
 FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
-async def redis_settings(settings: Settings) -> Settings:
+async def redis_settings(settings: Settings) -> AsyncIterator[Settings]:
     """The test settings on a real Redis (TEST_REDIS_URL, else this machine's): for tests about sharing it."""
     url = os.environ.get("TEST_REDIS_URL", FALLBACK_REDIS_URL)
     probe = Redis.from_url(url)
@@ -113,7 +129,8 @@ async def redis_settings(settings: Settings) -> Settings:
         pytest.fail(f"this test needs Redis at {url} (set TEST_REDIS_URL; .ci/run starts one): {exc}")
     finally:
         await probe.aclose()
-    return settings.model_copy(update={"redis_url": url})
+    yield settings.model_copy(update={"redis_url": url})
+    await _delete_keys(url, settings.redis_key_prefix)
 
 
 @pytest.fixture

@@ -49,6 +49,9 @@ class Principal:
     # When the credential stops vouching for the subject (an access token's expiry); None: it does not expire
     # within a request. A long-lived connection (a WebSocket) ends what the credential authorised at this time.
     expires_at: datetime | None = None
+    # The system itself (the task worker's maintenance and delivery jobs): no user, no role, and
+    # allowed only what `require_system` guards.
+    is_system: bool = False
 
     @property
     def is_authenticated(self) -> bool:
@@ -63,6 +66,7 @@ class Principal:
 
 
 ANONYMOUS = Principal()
+SYSTEM = Principal(is_system=True)
 
 
 def require_user(principal: Principal) -> int:
@@ -78,3 +82,9 @@ def require_role(principal: Principal, role: Role) -> int:
     if not principal.has_role(role):
         raise ForbiddenError(f"{FORBIDDEN_MESSAGE} ({role})")
     return user_id
+
+
+def require_system(principal: Principal) -> None:
+    """Refuse anyone but the system: background jobs (delivering, purging) are nobody's request."""
+    if not principal.is_system:
+        raise ForbiddenError(FORBIDDEN_MESSAGE)

@@ -3,6 +3,7 @@
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -185,3 +186,14 @@ async def set_order_status(session: AsyncSession, order_id: int, *, expected: Or
     )
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def clear_idempotency_keys_before(session: AsyncSession, moment: datetime) -> int:
+    """Forget the idempotency keys of orders placed before a time; return how many."""
+    result: Any = await session.execute(
+        update(Order)
+        .where(Order.created_at < moment, Order.idempotency_key.is_not(None))
+        .values(idempotency_key=None, request_digest=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)

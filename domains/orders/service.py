@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
@@ -15,7 +16,7 @@ from domains.common.base import utcnow
 from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError
 from domains.common.ids import encode_global_id
 from domains.common.outbox import record_event
-from domains.common.principal import Principal, Role, require_role, require_user
+from domains.common.principal import Principal, Role, require_role, require_system, require_user
 from domains.common.validation import FrozenInput, validated
 from domains.orders import repository as orders_repository
 from domains.orders.exceptions import IdempotencyKeyReusedError, InvalidTransitionError, OrderNotFoundError
@@ -246,3 +247,12 @@ async def _move_order(
         },
     )
     return changed
+
+
+async def forget_idempotency_keys(session: AsyncSession, principal: Principal, *, placed_before: datetime) -> int:
+    """Forget the idempotency keys of orders placed before a time (the system's maintenance); return how many.
+
+    A retry with such a key after that places a new order: keys protect retries, not history.
+    """
+    require_system(principal)
+    return await orders_repository.clear_idempotency_keys_before(session, placed_before)

@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, delete, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import Ordering, Page, PageRequest, SortKey, attribute_key, keyset_select, to_page
@@ -163,3 +164,9 @@ async def revoke_refresh_family(session: AsyncSession, family_id: str, *, now: d
         .values(revoked_at=now)
     )
     await session.execute(stmt)
+
+
+async def delete_refresh_tokens_expired_before(session: AsyncSession, moment: datetime) -> int:
+    """Delete refresh tokens that expired before a time; return how many."""
+    result: Any = await session.execute(delete(RefreshToken).where(RefreshToken.expires_at < moment))
+    return int(result.rowcount or 0)

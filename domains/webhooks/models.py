@@ -90,6 +90,8 @@ class WebhookDelivery(Base):
     last_response_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(200))
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When it was last put on the task queue: a due delivery is put on it again only after a while.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # While an attempt runs, no other worker takes the delivery; a worker that dies holds it until then.
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import (
@@ -96,34 +96,39 @@ async def delivery_exists(session: AsyncSession, webhook_id: int, event_id: int)
     return (await session.execute(stmt)).first() is not None
 
 
-async def claim_delivery(session: AsyncSession, delivery_id: int, *, now: datetime, until: datetime) -> bool:
-    """Take a pending delivery for one attempt, unless another attempt holds it; whether it was taken."""
-    stmt = (
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == DeliveryStatus.PENDING.value,
-            or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until <= now),
-        )
-        .values(locked_until=until)
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        WebhookDelivery.status == DeliveryStatus.PENDING.value,
+        WebhookDelivery.next_attempt_at <= now,
+        or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until <= now),
     )
+
+
+async def claim_delivery(session: AsyncSession, delivery_id: int, *, now: datetime, until: datetime) -> bool:
+    """Take a due, pending delivery for one attempt, unless another attempt holds it; whether it was taken."""
+    stmt = update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, *_due(now)).values(locked_until=until)
     result: Any = await session.execute(stmt)
     return bool(result.rowcount == 1)
 
 
-async def due_delivery_ids(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
-    """Pending deliveries whose next attempt is due and that no live attempt holds, oldest first."""
+async def take_due_deliveries(
+    session: AsyncSession, *, now: datetime, dispatched_before: datetime, limit: int
+) -> list[int]:
+    """Due deliveries not put on the queue since `dispatched_before`, oldest first; mark them put on it now."""
     stmt = (
         select(WebhookDelivery.id)
         .where(
-            WebhookDelivery.status == DeliveryStatus.PENDING.value,
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until <= now),
+            *_due(now),
+            or_(WebhookDelivery.dispatched_at.is_(None), WebhookDelivery.dispatched_at <= dispatched_before),
         )
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    return list((await session.execute(stmt)).scalars())
+    ids = list((await session.execute(stmt)).scalars())
+    if ids:
+        await session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(dispatched_at=now))
+    return ids
 
 
 async def fail_pending_deliveries(session: AsyncSession, webhook_id: int, *, reason: str) -> None:

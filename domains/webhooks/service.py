@@ -25,7 +25,7 @@ from standardwebhooks import Webhook as StandardWebhook
 from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError
 from domains.common.keyset import Page, PageRequest
 from domains.common.outbox import OutboxEvent
-from domains.common.principal import Principal, Role, require_role
+from domains.common.principal import Principal, Role, require_role, require_system
 from domains.common.validation import FrozenInput, in_field_order, validated
 from domains.webhooks import repository as webhooks_repository
 from domains.webhooks.addresses import UnsafeTargetError, check_target
@@ -220,11 +220,15 @@ async def delete_webhook(session: AsyncSession, principal: Principal, *, webhook
     return webhook_id
 
 
-async def plan_deliveries(session: AsyncSession, event: OutboxEvent, *, now: datetime) -> list[int]:
+async def plan_deliveries(
+    session: AsyncSession, principal: Principal, *, event: OutboxEvent, now: datetime
+) -> list[int]:
     """Create a pending delivery of a domain event for each subscribed active endpoint; return their ids.
 
-    Idempotent per event: an endpoint that already has a delivery of it gets no second one.
+    Idempotent per event: an endpoint that already has a delivery of it gets no second one. The
+    caller puts the returned deliveries on the queue (they are marked as put there now).
     """
+    require_system(principal)
     event_type = webhook_event_of(event.topic, event.payload)
     if event_type is None:
         return []
@@ -240,12 +244,27 @@ async def plan_deliveries(session: AsyncSession, event: OutboxEvent, *, now: dat
             status=DeliveryStatus.PENDING.value,
             attempts=0,
             next_attempt_at=now,
+            dispatched_at=now,
             created_at=now,
         )
         session.add(delivery)
         deliveries.append(delivery)
     await session.flush()
     return [delivery.id for delivery in deliveries]
+
+
+async def redrive_deliveries(
+    session: AsyncSession, principal: Principal, *, now: datetime, redispatch_after: timedelta, limit: int = 500
+) -> list[int]:
+    """The due deliveries to put on the queue again: retries whose time has come, and any whose message was lost.
+
+    A delivery already put on the queue within `redispatch_after` is left alone, so a backlog is not
+    multiplied; the ones returned are marked as put on it now.
+    """
+    require_system(principal)
+    return await webhooks_repository.take_due_deliveries(
+        session, now=now, dispatched_before=now - redispatch_after, limit=limit
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,18 +297,17 @@ def signed_request(delivery: WebhookDelivery, webhook: Webhook, *, now: datetime
 
 
 async def claim_delivery(
-    session: AsyncSession, delivery_id: int, *, now: datetime, lease: timedelta
-) -> tuple[WebhookDelivery, Webhook] | None:
-    """Take a due, pending delivery for one attempt, for at most `lease`; None if it is done or held."""
+    session: AsyncSession, principal: Principal, delivery_id: int, *, now: datetime, lease: timedelta
+) -> SignedRequest | None:
+    """Take a due, pending delivery for one attempt, for at most `lease`, and sign it; None if done, held or not due."""
+    require_system(principal)
     if not await webhooks_repository.claim_delivery(session, delivery_id, now=now, until=now + lease):
         return None
     delivery = await session.get(WebhookDelivery, delivery_id)
-    if delivery is None:
+    webhook = None if delivery is None else await webhooks_repository.get_webhook(session, delivery.webhook_id)
+    if delivery is None or webhook is None:
         return None
-    webhook = await webhooks_repository.get_webhook(session, delivery.webhook_id)
-    if webhook is None:
-        return None
-    return delivery, webhook
+    return signed_request(delivery, webhook, now=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +316,8 @@ class AttemptOutcome:
 
     status: int | None = None
     error: str | None = None
+    # False for an error that another attempt would meet again (the URL now resolves to a private address).
+    retry: bool = True
 
     @property
     def delivered(self) -> bool:
@@ -305,24 +325,31 @@ class AttemptOutcome:
 
     @property
     def retryable(self) -> bool:
-        return self.status is None or self.status >= 500 or self.status == 429
+        if self.status is None:
+            return self.retry
+        return self.status >= 500 or self.status == 429
 
     @property
     def label(self) -> str:
-        """The outcome as a metric label: delivered, retried, failed."""
+        """The outcome as a metric label."""
         return "delivered" if self.delivered else "retryable" if self.retryable else "refused"
 
 
 async def record_attempt(
     session: AsyncSession,
-    delivery: WebhookDelivery,
-    webhook: Webhook,
+    principal: Principal,
+    delivery_id: int,
     outcome: AttemptOutcome,
     *,
     now: datetime,
     retry: RetryPolicy,
-) -> str:
-    """Record an attempt's outcome on its delivery and endpoint; return the delivery's new status."""
+) -> DeliveryStatus | None:
+    """Record an attempt's outcome on its delivery and endpoint; return the delivery's new status (None: gone)."""
+    require_system(principal)
+    delivery = await session.get(WebhookDelivery, delivery_id)
+    webhook = None if delivery is None else await webhooks_repository.get_webhook(session, delivery.webhook_id)
+    if delivery is None or webhook is None:
+        return None  # the endpoint was deleted meanwhile
     delivery.attempts += 1
     delivery.locked_until = None
     delivery.last_response_status = outcome.status
@@ -334,6 +361,7 @@ async def record_attempt(
         webhook.failing_since = None
     elif outcome.retryable and delivery.attempts < retry.max_attempts:
         delivery.next_attempt_at = now + retry.delay(delivery.attempts)
+        delivery.dispatched_at = None  # nothing is on the queue for it: the re-drive sends it when due
     else:
         delivery.status = DeliveryStatus.FAILED.value
         delivery.next_attempt_at = None
@@ -347,4 +375,10 @@ async def record_attempt(
             await webhooks_repository.fail_pending_deliveries(session, webhook.id, reason=reason[:ERROR_MAX_LENGTH])
             await session.refresh(delivery)
     await session.flush()
-    return delivery.status
+    return DeliveryStatus(delivery.status)
+
+
+async def purge_deliveries(session: AsyncSession, principal: Principal, *, created_before: datetime) -> int:
+    """Delete settled deliveries created before a time; return how many."""
+    require_system(principal)
+    return await webhooks_repository.purge_deliveries(session, finished_before=created_before)

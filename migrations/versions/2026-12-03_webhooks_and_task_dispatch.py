@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("last_response_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=200), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -13,6 +13,7 @@ from api.app import create_app
 from api.settings import Settings
 from domains.common.base import utcnow
 from domains.common.outbox import OutboxEvent
+from domains.common.principal import SYSTEM
 from domains.webhooks import service as webhooks_service
 from tests.auth import ANONYMOUS, Account
 from tests.graphql import count_statements, error_codes, gql, post
@@ -208,8 +209,8 @@ async def test_deliveries_of_a_page_of_webhooks_load_in_one_statement(
     event = OutboxEvent(topic="OrderPlaced", payload={"orderId": "T3JkZXI6MQ==", "total": "1.00"}, created_at=utcnow())
     db_session.add(event)
     await db_session.flush()
-    planned = await webhooks_service.plan_deliveries(db_session, event, now=utcnow())
-    again = await webhooks_service.plan_deliveries(db_session, event, now=utcnow())
+    planned = await webhooks_service.plan_deliveries(db_session, SYSTEM, event=event, now=utcnow())
+    again = await webhooks_service.plan_deliveries(db_session, SYSTEM, event=event, now=utcnow())
     await db_session.commit()
 
     # when

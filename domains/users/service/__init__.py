@@ -43,6 +43,7 @@ from domains.users.service._tokens import (
     check_sign_in_password,
     create_tokens,
     find_sign_in_account,
+    purge_expired_refresh_tokens,
     refresh_tokens,
     revoke_tokens,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "list_users",
     "normalize_email",
     "prepare_account",
+    "purge_expired_refresh_tokens",
     "record_api_key_use",
     "refresh_tokens",
     "register_account",

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.exceptions import UnauthenticatedError
-from domains.common.principal import Principal
+from domains.common.principal import Principal, require_system
 from domains.common.validation import FrozenInput
 from domains.users import repository as users_repository
 from domains.users.exceptions import (
@@ -178,3 +178,12 @@ async def authenticate_bearer(session: AsyncSession, *, issuer: TokenIssuer, tok
     if user is None or not user.is_active:
         raise UnauthenticatedError(INVALID_ACCESS_TOKEN)
     return Principal(user_id=user.id, roles=user_roles(user), expires_at=claims.expires_at)
+
+
+async def purge_expired_refresh_tokens(session: AsyncSession, principal: Principal, *, expired_before: datetime) -> int:
+    """Delete refresh tokens that expired before a time (the system's maintenance); return how many.
+
+    Kept a while after expiry so that a reused token still ends its session until then.
+    """
+    require_system(principal)
+    return await users_repository.delete_refresh_tokens_expired_before(session, expired_before)

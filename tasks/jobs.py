@@ -1,0 +1,154 @@
+"""The background jobs: handle a domain event, deliver a webhook, re-drive what is late, purge what is old.
+
+Every job is idempotent: the database rows say what is done (an event's `processed_at`, a
+delivery's status and lease), so a message handled twice, or lost and sent again by the re-drive
+job, changes nothing twice. Jobs call the core's services as the system (`SYSTEM`), with one
+session each, and hold no connection while they wait on the network.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq import AsyncBroker, Context, TaskiqDepends
+from taskiq.kicker import AsyncKicker
+
+from domains.common import outbox
+from domains.common.base import utcnow
+from domains.common.principal import SYSTEM
+from domains.orders import service as orders_service
+from domains.users import service as users_service
+from domains.webhooks import service as webhooks_service
+from tasks import metrics, sender
+from tasks.config import TaskConfig
+
+logger = structlog.get_logger("tasks.jobs")
+
+HANDLE_EVENT = "storefront.handle_event"
+DELIVER_WEBHOOK = "storefront.deliver_webhook"
+REDRIVE = "storefront.redrive"
+PURGE = "storefront.purge"
+REDRIVE_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the jobs of one process share: one session factory, one HTTP client, the settings."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    config: TaskConfig
+
+
+RUNTIME = "runtime"  # the key of the Runtime in the broker's state
+
+
+def _runtime(context: Context) -> Runtime:
+    runtime: Runtime = getattr(context.state, RUNTIME)
+    return runtime
+
+
+async def enqueue(broker: AsyncBroker, task_name: str, ids: Sequence[int], *, redriven: bool = False) -> None:
+    """Put one message per id on the queue for a task."""
+    labels: dict[str, Any] = {metrics.REDRIVEN: 1} if redriven else {}
+    kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name=task_name, broker=broker, labels=labels)
+    for item in ids:
+        await kicker.kiq(item)
+
+
+async def send(broker: AsyncBroker, task_name: str) -> None:
+    """Put one message for a task that takes no arguments (a periodic job) on the queue."""
+    await AsyncKicker(task_name=task_name, broker=broker, labels={}).kiq()
+
+
+async def handle_event(event_id: int, context: Annotated[Context, TaskiqDepends()]) -> int:
+    """Record what a committed domain event sets off (its webhook deliveries), once; start the deliveries."""
+    runtime = _runtime(context)
+    now = utcnow()
+    async with runtime.sessionmaker() as session, session.begin():
+        event = await outbox.take_for_handling(session, event_id)
+        if event is None:
+            return 0  # handled already (a duplicate message), or purged
+        deliveries = await webhooks_service.plan_deliveries(session, SYSTEM, event=event, now=now)
+        event.processed_at = now
+    await enqueue(context.broker, DELIVER_WEBHOOK, deliveries)
+    return len(deliveries)
+
+
+async def deliver_webhook(delivery_id: int, context: Annotated[Context, TaskiqDepends()]) -> str | None:
+    """Make one attempt of a delivery, if it is due and no other attempt holds it; record the outcome."""
+    runtime = _runtime(context)
+    config = runtime.config
+    async with runtime.sessionmaker() as session, session.begin():
+        request = await webhooks_service.claim_delivery(
+            session, SYSTEM, delivery_id, now=utcnow(), lease=config.webhook_lease
+        )
+    if request is None:
+        return None  # delivered, given up, held by a live attempt, or not due yet
+    outcome = await sender.send(runtime.http, request, allow_private=config.webhook_private_targets_allowed)
+    metrics.WEBHOOK_ATTEMPTS.labels(outcome.label).inc()
+    async with runtime.sessionmaker() as session, session.begin():
+        status = await webhooks_service.record_attempt(
+            session, SYSTEM, delivery_id, outcome, now=utcnow(), retry=config.webhook_retry
+        )
+    logger.info(
+        "webhooks.attempt", delivery_id=delivery_id, status=status, response=outcome.status, error=outcome.error
+    )
+    return None if status is None else status.value
+
+
+async def redrive(context: Annotated[Context, TaskiqDepends()]) -> dict[str, int]:
+    """Put on the queue again the events not handled in time and the deliveries whose (next) attempt is due."""
+    runtime = _runtime(context)
+    now = utcnow()
+    window = runtime.config.redispatch_after
+    async with runtime.sessionmaker() as session, session.begin():
+        events = await outbox.take_undispatched(session, now=now, dispatched_before=now - window, limit=REDRIVE_BATCH)
+        deliveries = await webhooks_service.redrive_deliveries(
+            session, SYSTEM, now=now, redispatch_after=window, limit=REDRIVE_BATCH
+        )
+    await enqueue(context.broker, HANDLE_EVENT, events, redriven=True)
+    await enqueue(context.broker, DELIVER_WEBHOOK, deliveries, redriven=True)
+    if events or deliveries:
+        logger.info("tasks.redriven", events=len(events), deliveries=len(deliveries))
+    return {"events": len(events), "deliveries": len(deliveries)}
+
+
+async def purge(context: Annotated[Context, TaskiqDepends()]) -> dict[str, int]:
+    """Delete what is past its retention: handled outbox rows, settled deliveries, expired refresh tokens, old keys."""
+    runtime = _runtime(context)
+    config = runtime.config
+    now = utcnow()
+    async with runtime.sessionmaker() as session, session.begin():
+        purged = {
+            "outbox_events": await outbox.purge_handed_on(session, created_before=now - config.outbox_retention),
+            "webhook_deliveries": await webhooks_service.purge_deliveries(
+                session, SYSTEM, created_before=now - config.delivery_retention
+            ),
+            "refresh_tokens": await users_service.purge_expired_refresh_tokens(
+                session, SYSTEM, expired_before=now - config.refresh_token_retention
+            ),
+            "idempotency_keys": await orders_service.forget_idempotency_keys(
+                session, SYSTEM, placed_before=now - config.idempotency_key_retention
+            ),
+        }
+    logger.info("tasks.purged", **purged)
+    return purged
+
+
+JOBS: dict[str, Callable[..., Awaitable[Any]]] = {
+    HANDLE_EVENT: handle_event,
+    DELIVER_WEBHOOK: deliver_webhook,
+    REDRIVE: redrive,
+    PURGE: purge,
+}
+
+
+def register(broker: AsyncBroker) -> AsyncBroker:
+    """Register every job on a broker, with the task metrics."""
+    for name, job in JOBS.items():
+        broker.register_task(job, task_name=name)
+    return broker.with_middlewares(metrics.TaskMetrics())
