@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = Field(default=24.0, gt=0)
     # None: private and loopback webhook targets are allowed outside production only.
     webhook_allow_private_targets: bool | None = None
+    # E-mails: unset SMTP_URL logs them and keeps them in `email_message` (development).
+    smtp_url: SecretStr | None = None
+    email_from: str = "Storefront <no-reply@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     outbox_retention_days: int = Field(default=7, ge=1)
     webhook_delivery_retention_days: int = Field(default=30, ge=1)
     idempotency_key_retention_hours: int = Field(default=24, ge=1)
@@ -162,6 +166,16 @@ class Settings(BaseSettings):
         except ValueError as exc:
             msg = f"{(info.field_name or '').upper()} must look like '20000/minute' (got {value!r})"
             raise ValueError(msg) from exc
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("smtp://", "smtps://")):
+            msg = "SMTP_URL must start with smtp:// (STARTTLS when offered) or smtps:// (TLS from the start)"
+            raise ValueError(msg)
         return value
 
     @field_validator("database_url")

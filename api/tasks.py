@@ -16,18 +16,19 @@ from typing import Any
 import structlog
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
-from taskiq import AsyncBroker, InMemoryBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
 from taskiq_redis import RedisStreamBroker
 
 from api.background import running, stop
 from api.db import create_engine, create_sessionmaker
 from api.observability import configure_logging
 from api.settings import Settings
-from domains.webhooks.service import RetryPolicy
+from domains.common.attempts import RetryPolicy
 from tasks import metrics, sender
 from tasks.config import TaskConfig
 from tasks.jobs import PURGE, REDRIVE, RUNTIME, Runtime, send
-from tasks.queue import WORKER_SOCKET_TIMEOUT_SECONDS, JobSchedule, create_broker
+from tasks.mailer import SmtpConfig
+from tasks.queue import WORKER_SOCKET_TIMEOUT_SECONDS, InProcessBroker, JobSchedule, create_broker
 
 logger = structlog.get_logger("api.tasks")
 
@@ -45,6 +46,11 @@ def task_config(settings: Settings) -> TaskConfig:
             disable_after=timedelta(hours=settings.webhook_disable_after_hours),
         ),
         webhook_private_targets_allowed=settings.webhook_private_targets_allowed,
+        smtp=SmtpConfig(
+            url=settings.smtp_url.get_secret_value() if settings.smtp_url else None,
+            sender=settings.email_from,
+            timeout=settings.smtp_timeout_seconds,
+        ),
         redispatch_after=timedelta(seconds=settings.task_redispatch_seconds),
         outbox_retention=timedelta(days=settings.outbox_retention_days),
         delivery_retention=timedelta(days=settings.webhook_delivery_retention_days),
@@ -89,7 +95,7 @@ def build_worker(settings: Settings) -> tuple[AsyncBroker, TaskiqScheduler]:
         http = sender.create_client(timeout=settings.webhook_timeout_seconds)
         setattr(state, RUNTIME, Runtime(sessionmaker, http, config))
         state.metrics_server = _serve_metrics(settings.worker_metrics_port)
-        state.sampler = asyncio.create_task(_sample(broker, settings, state), name="task-backlog-sampler")
+        state.sampler = asyncio.create_task(_sample(broker, state), name="task-backlog-sampler")
         logger.info("tasks.worker_started", metrics_port=settings.worker_metrics_port)
 
     async def shutdown(state: TaskiqState) -> None:
@@ -117,7 +123,7 @@ def _serve_metrics(port: int) -> Any:
     return server
 
 
-async def _sample(broker: AsyncBroker, settings: Settings, state: TaskiqState) -> None:
+async def _sample(broker: AsyncBroker, state: TaskiqState) -> None:
     assert isinstance(broker, RedisStreamBroker)  # noqa: S101 - build_worker refuses to run without Redis
     redis = Redis(connection_pool=broker.connection_pool)
     runtime: Runtime = getattr(state, RUNTIME)
@@ -149,8 +155,7 @@ async def running_in_process(broker: AsyncBroker, settings: Settings, runtime: R
         async with running("task-schedule", schedule()):
             yield
     finally:
-        if isinstance(broker, InMemoryBroker):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(settings.webhook_timeout_seconds + 1):
-                    await broker.wait_all()
+        if isinstance(broker, InProcessBroker):
+            # Tasks in flight finish (a webhook attempt within its timeout) before the engine closes.
+            await broker.drain(within=settings.webhook_timeout_seconds + 1)
         await broker.shutdown()

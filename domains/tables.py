@@ -2,6 +2,7 @@
 
 from domains.common import outbox
 from domains.common.base import Base
+from domains.emails import models as emails_models
 from domains.orders import models as orders_models
 from domains.products import models as products_models
 from domains.users import models as users_models
@@ -9,4 +10,4 @@ from domains.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
-__all__ = ["metadata", "orders_models", "outbox", "products_models", "users_models", "webhooks_models"]
+__all__ = ["emails_models", "metadata", "orders_models", "outbox", "products_models", "users_models", "webhooks_models"]

@@ -1,4 +1,4 @@
-"""The background jobs: handle a domain event, deliver a webhook, re-drive what is late, purge what is old.
+"""The background jobs: handle a domain event, deliver a webhook, send an e-mail, re-drive what is late, purge.
 
 Every job is idempotent: the database rows say what is done (an event's `processed_at`, a
 delivery's status and lease), so a message handled twice, or lost and sent again by the re-drive
@@ -19,16 +19,18 @@ from taskiq.kicker import AsyncKicker
 from domains.common import outbox
 from domains.common.base import utcnow
 from domains.common.principal import SYSTEM
+from domains.emails import service as emails_service
 from domains.orders import service as orders_service
 from domains.users import service as users_service
 from domains.webhooks import service as webhooks_service
-from tasks import metrics, sender
+from tasks import mailer, metrics, sender
 from tasks.config import TaskConfig
 
 logger = structlog.get_logger("tasks.jobs")
 
 HANDLE_EVENT = "storefront.handle_event"
 DELIVER_WEBHOOK = "storefront.deliver_webhook"
+SEND_EMAIL = "storefront.send_email"
 REDRIVE = "storefront.redrive"
 PURGE = "storefront.purge"
 REDRIVE_BATCH = 500
@@ -65,7 +67,7 @@ async def send(broker: AsyncBroker, task_name: str) -> None:
 
 
 async def handle_event(event_id: int, context: Annotated[Context, TaskiqDepends()]) -> int:
-    """Record what a committed domain event sets off (its webhook deliveries), once; start the deliveries."""
+    """Record what a committed domain event sets off (webhook deliveries, e-mails), once; start them."""
     runtime = _runtime(context)
     now = utcnow()
     async with runtime.sessionmaker() as session, session.begin():
@@ -73,9 +75,11 @@ async def handle_event(event_id: int, context: Annotated[Context, TaskiqDepends(
         if event is None:
             return 0  # handled already (a duplicate message), or purged
         deliveries = await webhooks_service.plan_deliveries(session, SYSTEM, event=event, now=now)
+        emails = await emails_service.plan_emails(session, SYSTEM, event=event, now=now)
         event.processed_at = now
     await enqueue(context.broker, DELIVER_WEBHOOK, deliveries)
-    return len(deliveries)
+    await enqueue(context.broker, SEND_EMAIL, emails)
+    return len(deliveries) + len(emails)
 
 
 async def deliver_webhook(delivery_id: int, context: Annotated[Context, TaskiqDepends()]) -> str | None:
@@ -91,12 +95,35 @@ async def deliver_webhook(delivery_id: int, context: Annotated[Context, TaskiqDe
     outcome = await sender.send(runtime.http, request, allow_private=config.webhook_private_targets_allowed)
     metrics.WEBHOOK_ATTEMPTS.labels(outcome.label).inc()
     async with runtime.sessionmaker() as session, session.begin():
-        status = await webhooks_service.record_attempt(
+        recorded = await webhooks_service.record_attempt(
             session, SYSTEM, delivery_id, outcome, now=utcnow(), retry=config.webhook_retry
         )
+    status = None if recorded is None else recorded.status.value
     logger.info(
         "webhooks.attempt", delivery_id=delivery_id, status=status, response=outcome.status, error=outcome.error
     )
+    if recorded is not None and recorded.endpoint_disabled:
+        metrics.WEBHOOKS_DISABLED.inc()
+        logger.warning("webhooks.endpoint_disabled", delivery_id=delivery_id, url=request.url)
+    return status
+
+
+async def send_email(email_id: int, context: Annotated[Context, TaskiqDepends()]) -> str | None:
+    """Make one sending attempt of an e-mail, if it is due and no other attempt holds it; record the outcome."""
+    runtime = _runtime(context)
+    config = runtime.config
+    async with runtime.sessionmaker() as session, session.begin():
+        email = await emails_service.claim_email(session, SYSTEM, email_id, now=utcnow(), lease=config.smtp_lease)
+    if email is None:
+        return None
+    outcome = await mailer.send(config.smtp, email)
+    metrics.EMAIL_ATTEMPTS.labels(outcome.label).inc()
+    async with runtime.sessionmaker() as session, session.begin():
+        status = await emails_service.record_email(
+            session, SYSTEM, email_id, outcome, now=utcnow(), retry=config.webhook_retry
+        )
+    if outcome.error is not None:
+        logger.warning("emails.attempt_failed", email_id=email_id, status=status, error=outcome.error)
     return None if status is None else status.value
 
 
@@ -110,11 +137,16 @@ async def redrive(context: Annotated[Context, TaskiqDepends()]) -> dict[str, int
         deliveries = await webhooks_service.redrive_deliveries(
             session, SYSTEM, now=now, redispatch_after=window, limit=REDRIVE_BATCH
         )
+        emails = await emails_service.redrive_emails(
+            session, SYSTEM, now=now, redispatch_after=window, limit=REDRIVE_BATCH
+        )
     await enqueue(context.broker, HANDLE_EVENT, events, redriven=True)
     await enqueue(context.broker, DELIVER_WEBHOOK, deliveries, redriven=True)
-    if events or deliveries:
-        logger.info("tasks.redriven", events=len(events), deliveries=len(deliveries))
-    return {"events": len(events), "deliveries": len(deliveries)}
+    await enqueue(context.broker, SEND_EMAIL, emails, redriven=True)
+    redriven = {"events": len(events), "deliveries": len(deliveries), "emails": len(emails)}
+    if any(redriven.values()):
+        logger.info("tasks.redriven", **redriven)
+    return redriven
 
 
 async def purge(context: Annotated[Context, TaskiqDepends()]) -> dict[str, int]:
@@ -126,6 +158,9 @@ async def purge(context: Annotated[Context, TaskiqDepends()]) -> dict[str, int]:
         purged = {
             "outbox_events": await outbox.purge_handed_on(session, created_before=now - config.outbox_retention),
             "webhook_deliveries": await webhooks_service.purge_deliveries(
+                session, SYSTEM, created_before=now - config.delivery_retention
+            ),
+            "emails": await emails_service.purge_emails(
                 session, SYSTEM, created_before=now - config.delivery_retention
             ),
             "refresh_tokens": await users_service.purge_expired_refresh_tokens(
@@ -142,6 +177,7 @@ async def purge(context: Annotated[Context, TaskiqDepends()]) -> dict[str, int]:
 JOBS: dict[str, Callable[..., Awaitable[Any]]] = {
     HANDLE_EVENT: handle_event,
     DELIVER_WEBHOOK: deliver_webhook,
+    SEND_EMAIL: send_email,
     REDRIVE: redrive,
     PURGE: purge,
 }

@@ -44,6 +44,15 @@ WEBHOOK_ATTEMPTS = Counter(
     "refused (another status, or a target that is not allowed).",
     ["outcome"],
 )
+WEBHOOKS_DISABLED = Counter(
+    "webhooks_disabled_total", "Webhook endpoints turned off because every delivery failed for too long."
+)
+EMAIL_ATTEMPTS = Counter(
+    "email_attempts_total",
+    "E-mail sending attempts by outcome: sent, logged (no SMTP server: development), retryable "
+    "(a connection failure or a 4xx reply), refused (a 5xx reply).",
+    ["outcome"],
+)
 
 
 class TaskMetrics(TaskiqMiddleware):

@@ -9,6 +9,7 @@
   nothing to run beside `make run`, and queued work is lost if that process dies (development only).
 """
 
+import asyncio
 from datetime import timedelta
 
 from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, ScheduleSource
@@ -24,6 +25,22 @@ WORKER_SOCKET_TIMEOUT_SECONDS = XREAD_BLOCK_MS / 1000 + 5
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
+class InProcessBroker(InMemoryBroker):
+    """taskiq's in-memory broker, able to wait for every task it started, those started by tasks too."""
+
+    async def drain(self, within: float) -> None:
+        """Wait up to `within` seconds for the running tasks (and any they start); cancel what is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._running_tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._running_tasks), timeout=deadline - loop.time())
+        left = set(self._running_tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left)
+
+
 def create_broker(
     *, redis_url: str | None, prefix: str, reclaim_after: timedelta, socket_timeout: float
 ) -> AsyncBroker:
@@ -35,7 +52,7 @@ def create_broker(
     """
     broker: AsyncBroker
     if redis_url is None:
-        broker = InMemoryBroker(max_async_tasks=IN_PROCESS_CONCURRENCY, propagate_exceptions=False)
+        broker = InProcessBroker(max_async_tasks=IN_PROCESS_CONCURRENCY, propagate_exceptions=False)
     else:
         broker = RedisStreamBroker(
             url=redis_url,

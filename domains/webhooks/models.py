@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domains.common.base import Base, TimestampMixin, UTCDateTime, utcnow
+from domains.common.attempts import Attempted
+from domains.common.base import Base, TimestampMixin, UTCDateTime
 
 URL_MAX_LENGTH = 2048
 DESCRIPTION_MAX_LENGTH = 500
@@ -68,7 +69,7 @@ class Webhook(TimestampMixin, Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(Attempted, Base):
     __tablename__ = "webhook_delivery"
     __table_args__ = (
         CheckConstraint("status IN ('PENDING', 'DELIVERED', 'FAILED')", name="status_valid"),
@@ -85,17 +86,8 @@ class WebhookDelivery(Base):
     event_id: Mapped[int] = mapped_column(Integer)
     event_type: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_response_status: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(String(200))
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # When it was last put on the task queue: a due delivery is put on it again only after a while.
-    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # While an attempt runs, no other worker takes the delivery; a worker that dies holds it until then.
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import (
@@ -94,41 +94,6 @@ async def delivery_exists(session: AsyncSession, webhook_id: int, event_id: int)
         WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.event_id == event_id
     )
     return (await session.execute(stmt)).first() is not None
-
-
-def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (
-        WebhookDelivery.status == DeliveryStatus.PENDING.value,
-        WebhookDelivery.next_attempt_at <= now,
-        or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until <= now),
-    )
-
-
-async def claim_delivery(session: AsyncSession, delivery_id: int, *, now: datetime, until: datetime) -> bool:
-    """Take a due, pending delivery for one attempt, unless another attempt holds it; whether it was taken."""
-    stmt = update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, *_due(now)).values(locked_until=until)
-    result: Any = await session.execute(stmt)
-    return bool(result.rowcount == 1)
-
-
-async def take_due_deliveries(
-    session: AsyncSession, *, now: datetime, dispatched_before: datetime, limit: int
-) -> list[int]:
-    """Due deliveries not put on the queue since `dispatched_before`, oldest first; mark them put on it now."""
-    stmt = (
-        select(WebhookDelivery.id)
-        .where(
-            *_due(now),
-            or_(WebhookDelivery.dispatched_at.is_(None), WebhookDelivery.dispatched_at <= dispatched_before),
-        )
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list((await session.execute(stmt)).scalars())
-    if ids:
-        await session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(dispatched_at=now))
-    return ids
 
 
 async def fail_pending_deliveries(session: AsyncSession, webhook_id: int, *, reason: str) -> None:

@@ -10,7 +10,6 @@ disabled and the reason kept.
 """
 
 import base64
-import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from pydantic import StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
+from domains.common import attempts
+from domains.common.attempts import ERROR_MAX_LENGTH, RetryPolicy
 from domains.common.exceptions import ErrorCode, FieldProblem, InvalidInputError
 from domains.common.keyset import Page, PageRequest
 from domains.common.outbox import OutboxEvent
@@ -41,7 +42,6 @@ from domains.webhooks.models import (
 )
 
 SECRET_BYTES = 24
-ERROR_MAX_LENGTH = 200
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=URL_MAX_LENGTH)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX_LENGTH)]
@@ -72,25 +72,6 @@ class TargetPolicy:
     allow_private: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """When to try a failed delivery again, and when to give up."""
-
-    max_attempts: int = 10
-    base_delay: timedelta = timedelta(seconds=30)
-    max_delay: timedelta = timedelta(hours=1)
-    disable_after: timedelta = timedelta(hours=24)
-    jitter: float = 0.25  # each delay is shortened by up to this fraction, at random
-
-    def delay(self, attempts: int, *, rng: random.Random | None = None) -> timedelta:
-        """The wait after the `attempts`-th failed attempt: base * 2^(attempts-1), capped, with jitter."""
-        exponential = self.base_delay * (2 ** max(attempts - 1, 0))
-        capped = min(exponential, self.max_delay)
-        shortened: timedelta = capped * (1 - self.jitter * (rng or _RANDOM).random())
-        return shortened
-
-
-_RANDOM = random.SystemRandom()
 Checked = TypeVar("Checked", WebhookCreate, WebhookUpdate)
 
 # Which webhook event a domain event (an outbox topic) is, if any.
@@ -262,8 +243,8 @@ async def redrive_deliveries(
     multiplied; the ones returned are marked as put on it now.
     """
     require_system(principal)
-    return await webhooks_repository.take_due_deliveries(
-        session, now=now, dispatched_before=now - redispatch_after, limit=limit
+    return await attempts.take_due(
+        session, WebhookDelivery, now=now, dispatched_before=now - redispatch_after, limit=limit
     )
 
 
@@ -301,7 +282,7 @@ async def claim_delivery(
 ) -> SignedRequest | None:
     """Take a due, pending delivery for one attempt, for at most `lease`, and sign it; None if done, held or not due."""
     require_system(principal)
-    if not await webhooks_repository.claim_delivery(session, delivery_id, now=now, until=now + lease):
+    if not await attempts.claim(session, WebhookDelivery, delivery_id, now=now, until=now + lease):
         return None
     delivery = await session.get(WebhookDelivery, delivery_id)
     webhook = None if delivery is None else await webhooks_repository.get_webhook(session, delivery.webhook_id)
@@ -335,6 +316,12 @@ class AttemptOutcome:
         return "delivered" if self.delivered else "retryable" if self.retryable else "refused"
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRecorded:
+    status: DeliveryStatus
+    endpoint_disabled: bool  # this attempt turned the endpoint off (every delivery failed too long)
+
+
 async def record_attempt(
     session: AsyncSession,
     principal: Principal,
@@ -343,39 +330,35 @@ async def record_attempt(
     *,
     now: datetime,
     retry: RetryPolicy,
-) -> DeliveryStatus | None:
-    """Record an attempt's outcome on its delivery and endpoint; return the delivery's new status (None: gone)."""
+) -> AttemptRecorded | None:
+    """Record an attempt's outcome on its delivery and endpoint (None: the endpoint was deleted meanwhile)."""
     require_system(principal)
     delivery = await session.get(WebhookDelivery, delivery_id)
     webhook = None if delivery is None else await webhooks_repository.get_webhook(session, delivery.webhook_id)
     if delivery is None or webhook is None:
-        return None  # the endpoint was deleted meanwhile
-    delivery.attempts += 1
-    delivery.locked_until = None
+        return None
+    disabled = False
     delivery.last_response_status = outcome.status
-    delivery.last_error = (outcome.error or "")[:ERROR_MAX_LENGTH] or None
     if outcome.delivered:
-        delivery.status = DeliveryStatus.DELIVERED.value
+        attempts.settle(delivery, DeliveryStatus.DELIVERED.value, error=None)
         delivery.delivered_at = now
-        delivery.next_attempt_at = None
         webhook.failing_since = None
-    elif outcome.retryable and delivery.attempts < retry.max_attempts:
-        delivery.next_attempt_at = now + retry.delay(delivery.attempts)
-        delivery.dispatched_at = None  # nothing is on the queue for it: the re-drive sends it when due
     else:
-        delivery.status = DeliveryStatus.FAILED.value
-        delivery.next_attempt_at = None
+        attempts.settle(delivery, DeliveryStatus.FAILED.value, error=outcome.error)
+        if outcome.retryable and delivery.attempts < retry.max_attempts:
+            attempts.retry_at(delivery, now + retry.delay(delivery.attempts))
     if not outcome.delivered:
         webhook.failing_since = webhook.failing_since or now
         if webhook.is_active and now - webhook.failing_since >= retry.disable_after:
             reason = f"Disabled at {now.isoformat()}: every delivery failed since {webhook.failing_since.isoformat()}."
             webhook.is_active = False
             webhook.disabled_reason = reason
+            disabled = True
             await session.flush()
             await webhooks_repository.fail_pending_deliveries(session, webhook.id, reason=reason[:ERROR_MAX_LENGTH])
             await session.refresh(delivery)
     await session.flush()
-    return DeliveryStatus(delivery.status)
+    return AttemptRecorded(DeliveryStatus(delivery.status), disabled)
 
 
 async def purge_deliveries(session: AsyncSession, principal: Principal, *, created_before: datetime) -> int:

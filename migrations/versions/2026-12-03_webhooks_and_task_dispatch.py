@@ -1,4 +1,4 @@
-"""Outgoing webhooks, and the outbox rows' hand-off to the task queue.
+"""Outgoing webhooks, e-mails, and the outbox rows' hand-off to the task queue.
 
 Rows already in the outbox are marked handled: history is not sent to endpoints that did not exist.
 
@@ -19,6 +19,35 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "email_message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("to_address", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("text_body", sa.Text(), nullable=False),
+        sa.Column("html_body", sa.Text(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.String(length=200), nullable=True),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('PENDING', 'SENT', 'LOGGED', 'FAILED')", name=op.f("email_message_status_valid_check")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("email_message_pkey")),
+        sa.UniqueConstraint("event_id", "kind", name=op.f("email_message_event_id_kind_key")),
+    )
+    with op.batch_alter_table("email_message", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("email_message_created_at_idx"), ["created_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("email_message_status_next_attempt_at_idx"), ["status", "next_attempt_at"], unique=False
+        )
+
     op.create_table(
         "webhook",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -87,6 +116,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("email_message", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("email_message_status_next_attempt_at_idx"))
+        batch_op.drop_index(batch_op.f("email_message_created_at_idx"))
+
+    op.drop_table("email_message")
+
     with op.batch_alter_table("outbox_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("outbox_event_processed_at_id_idx"))
         batch_op.drop_column("processed_at")

@@ -2,10 +2,12 @@
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -51,6 +53,42 @@ async def _deliveries(session: AsyncSession) -> list[WebhookDelivery]:
 async def _unhandled_events(session: AsyncSession) -> int:
     stmt = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.processed_at.is_(None))
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def test_an_order_placed_through_http_reaches_the_receiver_once_with_a_valid_signature(
+    redis_settings: Settings,
+    client: AsyncClient,
+    staff: Account,
+    customer: Account,
+    db_session: AsyncSession,
+    tmp_path: Path,
+) -> None:
+    # given
+    product = await factories.create_product(db_session, price="12.50", stock=10)
+    await db_session.commit()
+    env = environment(redis_settings)
+    async with receiving() as receiver, running_worker(env, tmp_path / "worker.log"):
+        secret = await create_webhook(client, staff, receiver.url, "ORDER_PLACED")
+
+        # when
+        placed = await place(client, customer, lines((product.id, 2)))
+        (request,) = await receiver.wait_for(1)
+        await asyncio.sleep(SETTLE_SECONDS)
+
+    # then: once; the signature checks out with the secret, and fails for a body changed by one byte
+    assert len(receiver.requests) == 1
+    assert request.headers["webhook-signature"] == signature_of(secret, request.headers, request.body)
+    tampered = request.body.replace(b"25.00", b"25.01")
+    assert tampered != request.body
+    assert request.headers["webhook-signature"] != signature_of(secret, request.headers, tampered)
+    body = orjson.loads(request.body)
+    assert (body["type"], body["data"]["orderId"]) == ("ORDER_PLACED", placed["data"]["orderPlace"]["order"]["id"])
+    (delivery,) = await _deliveries(db_session)
+    assert (delivery.status, delivery.attempts, f"evt_{delivery.event_id}") == (
+        "DELIVERED",
+        1,
+        request.headers["webhook-id"],
+    )
 
 
 async def test_5xx_is_retried_with_growing_delays_until_it_is_delivered_and_a_400_is_not_retried(
@@ -100,6 +138,9 @@ async def test_5xx_is_retried_with_growing_delays_until_it_is_delivered_and_a_40
     assert 'webhook_attempts_total{outcome="refused"} 1.0' in exposed
     assert 'tasks_succeeded_total{task="storefront.handle_event"} 2.0' in exposed
     assert 'tasks_retried_total{task="storefront.deliver_webhook"} 3.0' in exposed
+    assert re.search(r'^task_queue_depth\{state="waiting"\} \d', exposed, re.MULTILINE)
+    assert re.search(r"^outbox_oldest_unhandled_age_seconds \d", exposed, re.MULTILINE)
+    assert re.search(r'^task_duration_seconds_count\{task="storefront.deliver_webhook"\} 5.0', exposed, re.MULTILINE)
 
 
 async def test_a_worker_killed_mid_delivery_is_replaced_and_the_receiver_gets_the_event_once(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from domains.common.attempts import RetryPolicy
 from domains.common.base import utcnow
 from domains.common.exceptions import ErrorCode, ForbiddenError, InvalidInputError
 from domains.common.outbox import OutboxEvent
@@ -24,7 +25,7 @@ from tests.auth import Account
 
 ALLOW = service.TargetPolicy(allow_private=True)
 LEASE = timedelta(seconds=15)
-FAST = service.RetryPolicy(
+FAST = RetryPolicy(
     max_attempts=4, base_delay=timedelta(seconds=1), max_delay=timedelta(seconds=3), disable_after=timedelta(hours=24)
 )
 
@@ -100,7 +101,9 @@ async def _plan(session: AsyncSession, event: OutboxEvent) -> list[int]:
 
 
 async def _record(session: AsyncSession, delivery_id: int, outcome: service.AttemptOutcome, now: datetime) -> Any:
-    return await service.record_attempt(session, SYSTEM, delivery_id, outcome, now=now, retry=FAST)
+    recorded = await service.record_attempt(session, SYSTEM, delivery_id, outcome, now=now, retry=FAST)
+    assert recorded is not None
+    return recorded.status
 
 
 async def test_the_delivery_jobs_are_the_systems_only(db_session: AsyncSession, staff: Account) -> None:
@@ -259,12 +262,15 @@ async def test_an_endpoint_failing_for_the_whole_window_is_disabled_with_its_pen
     # when: a day later, still failing
     later = start + timedelta(hours=24)
     assert await _claim(db_session, other_id, later) is not None
-    status = await _record(db_session, other_id, service.AttemptOutcome(502), later)
+    recorded = await service.record_attempt(
+        db_session, SYSTEM, other_id, service.AttemptOutcome(502), now=later, retry=FAST
+    )
 
     # then
     webhook = await db_session.get(Webhook, webhook_id)
     assert webhook is not None
-    assert (status, webhook.is_active) == (DeliveryStatus.FAILED, False)
+    assert recorded == service.AttemptRecorded(DeliveryStatus.FAILED, endpoint_disabled=True)
+    assert webhook.is_active is False
     assert webhook.disabled_reason is not None
     assert "every delivery failed" in webhook.disabled_reason
     assert await _claim(db_session, first_id, later) is None  # given up too
@@ -291,7 +297,7 @@ async def test_the_redrive_takes_due_deliveries_once_per_window(db_session: Asyn
 
 
 def test_the_backoff_doubles_from_the_base_up_to_the_cap_with_jitter_below() -> None:
-    policy = service.RetryPolicy(base_delay=timedelta(seconds=30), max_delay=timedelta(hours=1), jitter=0.25)
+    policy = RetryPolicy(base_delay=timedelta(seconds=30), max_delay=timedelta(hours=1), jitter=0.25)
     rng = random.Random(7)  # noqa: S311 - a repeatable jitter, not a secret
     delays = [policy.delay(attempt, rng=rng).total_seconds() for attempt in range(1, 11)]
     ceilings = [min(30 * 2 ** (attempt - 1), 3600) for attempt in range(1, 11)]
