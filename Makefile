@@ -36,10 +36,16 @@ run: migrate ## Serve on :8000 with GraphiQL; seeds demo data in development
 	@if [ "$${APP_ENV:-development}" = "development" ]; then $(BIN)/python -m scripts.seed; fi
 	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT) --no-proxy-headers --ws-max-size $(WS_MAX_SIZE)
 
+# Refuse before starting when no Redis is configured (taskiq would restart a worker that exits, forever).
+NEEDS_REDIS = $(BIN)/python -c "import sys; from api.settings import get_settings; \
+	sys.exit('REDIS_URL is not set: without it \`make run\` runs the tasks in-process' if get_settings().redis_url is None else 0)"
+
 worker: migrate ## Run a task worker (REDIS_URL required; without it `make run` runs the tasks in-process)
+	@$(NEEDS_REDIS)
 	$(BIN)/taskiq worker api.task_worker:broker --workers 1 --no-configure-logging --shutdown-timeout 25
 
 scheduler: migrate ## Run the scheduler of the periodic jobs: exactly one per deployment (REDIS_URL required)
+	@$(NEEDS_REDIS)
 	$(BIN)/taskiq scheduler api.task_worker:scheduler --no-configure-logging
 
 test: install browser node lint typecheck importlint pytest ## Lint, type-check and run the whole suite

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     task_redrive_interval_seconds: int = Field(default=5, ge=1)
     task_redispatch_seconds: int = Field(default=60, ge=1)
     task_purge_interval_seconds: int = Field(default=3600, ge=1)
+    # Jobs one worker process runs at once (a webhook attempt holds its slot up to WEBHOOK_TIMEOUT_SECONDS).
+    task_concurrency: int = Field(default=50, ge=1)
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=10, ge=1, le=50)

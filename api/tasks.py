@@ -10,6 +10,7 @@ closed at shutdown. The API builds its own client broker (api/app.py) to put tas
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,8 @@ from tasks.queue import WORKER_SOCKET_TIMEOUT_SECONDS, InProcessBroker, JobSched
 logger = structlog.get_logger("api.tasks")
 
 BACKLOG_SAMPLE_SECONDS = 5.0
+# Jobs the API runs at once in the embedded default, so that they never take the requests' connections.
+IN_PROCESS_SLOTS = 4
 
 
 def task_config(settings: Settings) -> TaskConfig:
@@ -93,7 +96,7 @@ def build_worker(settings: Settings) -> tuple[AsyncBroker, TaskiqScheduler]:
         sessionmaker = create_sessionmaker(engine)
         state.engine = engine
         http = sender.create_client(timeout=settings.webhook_timeout_seconds)
-        setattr(state, RUNTIME, Runtime(sessionmaker, http, config))
+        setattr(state, RUNTIME, Runtime(sessionmaker, http, config, asyncio.Semaphore(settings.task_concurrency)))
         state.metrics_server = _serve_metrics(settings.worker_metrics_port)
         state.sampler = asyncio.create_task(_sample(broker, state), name="task-backlog-sampler")
         logger.info("tasks.worker_started", metrics_port=settings.worker_metrics_port)
@@ -135,9 +138,10 @@ async def _sample(broker: AsyncBroker, state: TaskiqState) -> None:
 
 @contextlib.asynccontextmanager
 async def running_in_process(broker: AsyncBroker, settings: Settings, runtime: Runtime) -> AsyncIterator[None]:
-    """Run the jobs in this process (no REDIS_URL): the broker runs each task as it is sent, and the
-    periodic jobs are sent here on their schedule. Queued work is lost if the process dies."""
-    setattr(broker.state, RUNTIME, runtime)
+    """Run the jobs in this process (no REDIS_URL): the broker runs each task as it is sent (at most
+    IN_PROCESS_SLOTS at once), and the periodic jobs are sent here on their schedule. Queued work is
+    lost if the process dies."""
+    setattr(broker.state, RUNTIME, replace(runtime, slots=asyncio.Semaphore(IN_PROCESS_SLOTS)))
     await broker.startup()
 
     async def schedule() -> None:

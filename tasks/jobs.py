@@ -6,8 +6,10 @@ job, changes nothing twice. Jobs call the core's services as the system (`SYSTEM
 session each, and hold no connection while they wait on the network.
 """
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
@@ -34,15 +36,21 @@ SEND_EMAIL = "storefront.send_email"
 REDRIVE = "storefront.redrive"
 PURGE = "storefront.purge"
 REDRIVE_BATCH = 500
+DEFAULT_SLOTS = 10
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """What the jobs of one process share: one session factory, one HTTP client, the settings."""
+    """What the jobs of one process share: one session factory, one HTTP client, the settings, and slots.
+
+    At most `slots` jobs run at once in the process: in the API (the embedded default) a re-drive of
+    hundreds of events must not take the pool's connections from the requests.
+    """
 
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     config: TaskConfig
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DEFAULT_SLOTS))
 
 
 RUNTIME = "runtime"  # the key of the Runtime in the broker's state
@@ -183,8 +191,17 @@ JOBS: dict[str, Callable[..., Awaitable[Any]]] = {
 }
 
 
+def _in_a_slot(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(job)
+    async def run(*args: Any, context: Annotated[Context, TaskiqDepends()], **kwargs: Any) -> Any:
+        async with _runtime(context).slots:
+            return await job(*args, context=context, **kwargs)
+
+    return run
+
+
 def register(broker: AsyncBroker) -> AsyncBroker:
-    """Register every job on a broker, with the task metrics."""
+    """Register every job on a broker (each run in one of the process's slots), with the task metrics."""
     for name, job in JOBS.items():
-        broker.register_task(job, task_name=name)
+        broker.register_task(_in_a_slot(job), task_name=name)
     return broker.with_middlewares(metrics.TaskMetrics())

@@ -116,6 +116,26 @@ async def _delete_keys(url: str, prefix: str) -> None:
 
 
 FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
+FALLBACK_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+async def postgres_redis_settings(redis_settings: Settings) -> AsyncIterator[Settings]:
+    """The test settings on a PostgreSQL database of this test's own (TEST_DATABASE_URL's server, else this
+    machine's) and a real Redis: for the task worker's load tests, which SQLite's single writer cannot carry."""
+    server = os.environ.get("TEST_DATABASE_URL", FALLBACK_POSTGRES_URL)
+    name = f"storefront_test_{_worker()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        await recreate_postgres_database(server, name)
+    except OSError as exc:
+        pytest.fail(f"this test needs PostgreSQL at {server} (set TEST_DATABASE_URL): {exc}")
+    url = make_url(Settings(database_url=server).effective_database_url).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    await asyncio.to_thread(migrate, rendered)
+    try:
+        yield redis_settings.model_copy(update={"database_url": rendered})
+    finally:
+        await recreate_postgres_database(server, name, drop_only=True)
 
 
 @pytest.fixture

@@ -17,12 +17,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
+from api.auth.principal import build_token_issuer
+from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from domains.common.outbox import OutboxEvent, record_event
 from domains.webhooks.models import WebhookDelivery
 from schema.unit_of_work import RequestDb
 from tests import factories
-from tests.auth import Account
+from tests.auth import Account, signed_in
 from tests.orders.conftest import lines, place
 from tests.tasks.in_process import create_webhook, signature_of
 from tests.tasks.processes import environment, running_scheduler, running_worker
@@ -209,43 +211,52 @@ async def _record_then_fail(db: RequestDb) -> None:
 
 @pytest.mark.alone
 async def test_500_orders_placed_in_a_burst_produce_exactly_500_deliveries(
-    redis_settings: Settings,
-    client: AsyncClient,
-    staff: Account,
-    customer: Account,
-    db_session: AsyncSession,
-    tmp_path: Path,
+    postgres_redis_settings: Settings, tmp_path: Path
 ) -> None:
-    # given
-    product = await factories.create_product(db_session, stock=1000)
-    await db_session.commit()
-    env = environment(redis_settings)
-    slots = asyncio.Semaphore(8)
+    # given: the API, a worker and the scheduler on PostgreSQL and Redis
+    settings = postgres_redis_settings
+    engine = create_engine(settings)
+    session = create_sessionmaker(engine)()
+    staff_user = await factories.create_user(session, roles=("STAFF",))
+    buyer = await factories.create_user(session)
+    product = await factories.create_product(session, stock=1000)
+    await session.commit()
+    issuer = build_token_issuer(settings)
+    staff, customer = signed_in(issuer, staff_user), signed_in(issuer, buyer)
+    env = environment(settings)
+    slots = asyncio.Semaphore(20)
+    app = create_app(settings)
 
-    async def place_one() -> None:
+    async def place_one(client: AsyncClient) -> None:
         async with slots:
             body = await place(client, customer, lines((product.id, 1)))
             assert body["data"]["orderPlace"]["userErrors"] == []
 
-    async with (
-        receiving() as receiver,
-        running_worker(env, tmp_path / "worker.log"),
-        running_scheduler(env, tmp_path / "scheduler.log"),
-    ):
-        await create_webhook(client, staff, receiver.url, "ORDER_PLACED")
+    try:
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
+            receiving() as receiver,
+            running_worker(env, tmp_path / "worker.log"),
+            running_scheduler(env, tmp_path / "scheduler.log"),
+        ):
+            await create_webhook(client, staff, receiver.url, "ORDER_PLACED")
 
-        # when
-        await asyncio.gather(*(place_one() for _ in range(500)))
-        await receiver.wait_for(500, within=180)
-        await asyncio.sleep(SETTLE_SECONDS)
+            # when: 500 orders, 20 at a time
+            await asyncio.gather(*(place_one(client) for _ in range(500)))
+            await receiver.wait_for(500, within=180)
+            await asyncio.sleep(SETTLE_SECONDS)
 
-    # then
-    assert len(receiver.requests) == 500
-    assert len(receiver.webhook_ids) == 500
-    deliveries = await _deliveries(db_session)
-    assert len(deliveries) == 500
-    assert {delivery.status for delivery in deliveries} == {"DELIVERED"}
-    assert await _unhandled_events(db_session) == 0
+        # then
+        assert len(receiver.requests) == 500
+        assert len(receiver.webhook_ids) == 500
+        deliveries = await _deliveries(session)
+        assert len(deliveries) == 500
+        assert {delivery.status for delivery in deliveries} == {"DELIVERED"}
+        assert await _unhandled_events(session) == 0
+    finally:
+        await session.close()
+        await engine.dispose()
 
 
 async def test_with_redis_down_a_write_succeeds_and_its_event_waits_for_the_redrive(
