@@ -131,8 +131,11 @@ async def _sample(broker: AsyncBroker, state: TaskiqState) -> None:
     redis = Redis(connection_pool=broker.connection_pool)
     runtime: Runtime = getattr(state, RUNTIME)
     while True:
-        with contextlib.suppress(Exception):
+        try:
             await metrics.sample_backlog(redis, broker.queue_name, broker.consumer_group_name, runtime.sessionmaker)
+        except Exception:
+            # Redis or the database away for a moment: the gauges keep their last values; sample again later.
+            logger.warning("tasks.backlog_sample_failed", exc_info=True)
         await asyncio.sleep(BACKLOG_SAMPLE_SECONDS)
 
 

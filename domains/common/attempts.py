@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, or_, select, update
+from sqlalchemy import ColumnElement, Integer, String, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +65,13 @@ async def take_due(
     if ids:
         await session.execute(update(model).where(model.id.in_(ids)).values(dispatched_at=now))
     return ids
+
+
+async def purge_settled(session: AsyncSession, model: Any, *, created_before: datetime) -> int:
+    """Delete the settled (no longer pending) rows created before a time; return how many."""
+    stmt = delete(model).where(model.status != PENDING, model.created_at < created_before)
+    result: Any = await session.execute(stmt)
+    return int(result.rowcount or 0)
 
 
 def settle(row: Attempted, status: str, *, error: str | None) -> None:

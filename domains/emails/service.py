@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common import attempts
@@ -22,9 +21,9 @@ from domains.common.attempts import RetryPolicy
 from domains.common.ids import decode_typed_id
 from domains.common.outbox import OutboxEvent
 from domains.common.principal import Principal, require_system
+from domains.emails import repository as emails_repository
 from domains.emails.models import SUBJECT_MAX_LENGTH, EmailKind, EmailMessage, EmailStatus
 from domains.orders import models as orders_models
-from domains.products import models as products_models
 from domains.users import models as users_models
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -68,17 +67,6 @@ class MailOutcome:
         return "sent" if self.sent else "logged" if self.logged else "retryable" if self.retry else "refused"
 
 
-async def _order_lines(session: AsyncSession, order_id: int) -> list[dict[str, Any]]:
-    item, product = orders_models.OrderItem, products_models.Product
-    stmt = (
-        select(item.quantity, item.line_total, product.name)
-        .join(product, product.id == item.product_id)
-        .where(item.order_id == order_id)
-        .order_by(item.id)
-    )
-    return [{"quantity": q, "total": total, "name": name} for q, total, name in await session.execute(stmt)]
-
-
 def _render(kind: EmailKind, context: dict[str, Any]) -> tuple[str, str]:
     text = _ENVIRONMENT.get_template(f"{kind.value}.txt").render(context)
     html = _ENVIRONMENT.get_template(f"{kind.value}.html").render(context)
@@ -99,8 +87,7 @@ async def plan_emails(session: AsyncSession, principal: Principal, *, event: Out
     kind = _KINDS.get(event.topic)
     if kind is None:
         return []
-    exists = select(EmailMessage.id).where(EmailMessage.event_id == event.id, EmailMessage.kind == kind.value)
-    if (await session.execute(exists)).first() is not None:
+    if await emails_repository.email_exists(session, event.id, kind.value):
         return []
     order = await session.get(orders_models.Order, decode_typed_id(str(event.payload["orderId"]), "Order"))
     customer = None if order is None else await session.get(users_models.User, order.customer_id)
@@ -111,7 +98,7 @@ async def plan_emails(session: AsyncSession, principal: Principal, *, event: Out
         "number": order.number,
         "currency": order.currency,
         "total": Decimal(order.total_amount),
-        "lines": await _order_lines(session, order.id),
+        "lines": await emails_repository.order_lines(session, order.id),
         "status_text": _STATUS_TEXT.get(str(event.payload.get("status")), ""),
         "previous_text": _STATUS_TEXT.get(str(event.payload.get("previousStatus")), ""),
     }
@@ -185,9 +172,4 @@ async def redrive_emails(
 async def purge_emails(session: AsyncSession, principal: Principal, *, created_before: datetime) -> int:
     """Delete settled e-mails created before a time; return how many."""
     require_system(principal)
-    result: Any = await session.execute(
-        delete(EmailMessage).where(
-            EmailMessage.status != EmailStatus.PENDING.value, EmailMessage.created_at < created_before
-        )
-    )
-    return int(result.rowcount or 0)
+    return await attempts.purge_settled(session, EmailMessage, created_before=created_before)

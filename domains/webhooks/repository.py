@@ -2,10 +2,9 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import (
@@ -103,13 +102,3 @@ async def fail_pending_deliveries(session: AsyncSession, webhook_id: int, *, rea
         .where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == DeliveryStatus.PENDING.value)
         .values(status=DeliveryStatus.FAILED.value, next_attempt_at=None, locked_until=None, last_error=reason)
     )
-
-
-async def purge_deliveries(session: AsyncSession, *, finished_before: datetime) -> int:
-    """Delete finished deliveries created before a time; return how many."""
-    result: Any = await session.execute(
-        delete(WebhookDelivery).where(
-            WebhookDelivery.status != DeliveryStatus.PENDING.value, WebhookDelivery.created_at < finished_before
-        )
-    )
-    return int(result.rowcount or 0)

@@ -364,4 +364,4 @@ async def record_attempt(
 async def purge_deliveries(session: AsyncSession, principal: Principal, *, created_before: datetime) -> int:
     """Delete settled deliveries created before a time; return how many."""
     require_system(principal)
-    return await webhooks_repository.purge_deliveries(session, finished_before=created_before)
+    return await attempts.purge_settled(session, WebhookDelivery, created_before=created_before)
