@@ -94,7 +94,8 @@ async def run_reference_client(
 
 async def metric(base_url: str, name: str) -> float:
     """The sum of a metric's samples on the server's /metrics."""
-    async with httpx.AsyncClient() as http:
+    # Not httpx's 5 s default: a worker taking thousands of subscriptions at once may answer later.
+    async with httpx.AsyncClient(timeout=CLIENT_SECONDS) as http:
         text = (await http.get(f"{base_url}/metrics")).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 

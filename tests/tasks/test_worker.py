@@ -123,7 +123,9 @@ async def test_5xx_is_retried_with_growing_delays_until_it_is_delivered_and_a_40
         async with httpx.AsyncClient() as http:
             exposed = (await http.get(worker.metrics_url or "")).text
 
-    # then: four attempts of one event, each signed, further apart each time (1 s base, doubling)
+    # then: four attempts of one event, each signed, further apart each time (1 s base, doubling). Only the
+    # lower bounds are the schedule's: on a loaded machine any attempt may start late, so no upper bound or
+    # comparison between observed gaps (a late first retry once made gap 1 look longer than gap 3).
     retried, refused = requests[:4], receiver.requests[4:]
     assert len({request.headers["webhook-id"] for request in retried}) == 1
     assert all(r.headers["webhook-signature"] == signature_of(secret, r.headers, r.body) for r in retried)
@@ -131,7 +133,6 @@ async def test_5xx_is_retried_with_growing_delays_until_it_is_delivered_and_a_40
     assert gaps[0] >= 0.75
     assert gaps[1] >= 1.5
     assert gaps[2] >= 3.0
-    assert gaps[2] > gaps[0]
     assert len(refused) == 1  # the 400 was not tried again
     first, second = await _deliveries(db_session)
     assert (first.status, first.attempts, first.last_response_status) == ("DELIVERED", 4, 200)
