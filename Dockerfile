@@ -7,8 +7,8 @@
 # docker-compose.yml runs the same two commands as its `migrate` and `app` services.
 #
 # GraphiQL is off in production (APP_ENV=production), so the image leaves out its assets, which
-# `make install` fetches with npm (`python -m api.graphiql`). With GRAPHIQL=true the IDE page
-# would load but its scripts would 404.
+# `make install` downloads from the npm registry (`python -m api.graphiql`). With GRAPHIQL=true the
+# IDE page would load and say that they are missing.
 
 # ---- builder: the locked dependencies into /app/.venv, then the code, compiled --------------------
 FROM python:3.12-slim AS builder
@@ -33,10 +33,13 @@ COPY alembic.ini gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY schema ./schema
 COPY domains ./domains
+COPY tasks ./tasks
 COPY api ./api
 COPY scripts ./scripts
+# The trusted-documents manifest (TRUSTED_DOCUMENTS_ONLY reads it at start-up; `make codegen` writes it).
+COPY examples/trusted-documents.json ./examples/trusted-documents.json
 # The runtime user cannot write __pycache__, so compile here once.
-RUN python -m compileall -q api domains schema scripts migrations
+RUN python -m compileall -q api domains schema tasks scripts migrations
 
 # ---- runtime: the interpreter, the venv and the code; no uv, no build tools --------------------------
 FROM python:3.12-slim

@@ -7,7 +7,6 @@ from typing import cast
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -24,10 +23,11 @@ from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
 from api.events import after_commit, create_event_bus, running_bus, running_relay
 from api.graphql import MethodNotAllowed, create_graphql_router
-from api.http import HTTPRefusal, refusal_response
+from api.http import PREFLIGHT_HEADERS, HTTPRefusal, refusal_response
 from api.limits import RequestRateLimitMiddleware, create_limit_storage
 from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
+from api.persisted import PersistedOperations, create_document_store, trusted_documents
 from api.settings import Settings, get_settings
 from api.tasks import running_in_process, task_broker, task_config
 from schema.extensions.complexity import configure_validation_work
@@ -47,6 +47,18 @@ async def _refuse(request: Request, exc: Exception) -> Response:
     return refusal_response(request.scope, refusal)
 
 
+# What a browser app may send (credentials, JSON, the CSRF-prevention headers of api/http.py) and read.
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", *PREFLIGHT_HEADERS]
+CORS_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "RateLimit-Limit",
+    "RateLimit-Policy",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+    "ETag",
+]
+CORS_MAX_AGE_SECONDS = 600
 REDIS_MAX_CONNECTIONS = 100
 REDIS_POOL_TIMEOUT_SECONDS = 5.0
 
@@ -56,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
     configure_validation_work(settings.query_max_validation_work)
+    # Read once, before serving: with TRUSTED_DOCUMENTS_ONLY a missing or broken manifest stops start-up here.
+    manifest = trusted_documents(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.rate_limits = RateLimits(create_limit_storage(settings, redis), settings)
+        app.state.persisted_operations = PersistedOperations(create_document_store(settings, redis), manifest, settings)
         app.state.events = create_event_bus(settings, redis)
         app.state.tasks = task_broker(settings)
         app.state.after_commit = after_commit(app.state.events, app.state.tasks)
@@ -99,8 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     if settings.graphiql_enabled:
         if not graphiql.assets_present():
-            logger.warning("graphiql.assets_missing", fix="run `make install` (python -m api.graphiql)")
-        app.mount(graphiql.MOUNT_PATH, StaticFiles(directory=graphiql.ASSETS_DIR, check_dir=False), name="ide")
+            logger.warning(
+                "graphiql.assets_missing",
+                fix="run `make install` (python -m api.graphiql downloads them from the npm registry)",
+            )
+        graphiql.mount(app)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
     # After GET and POST: any method those do not take (PUT, DELETE, HEAD...) ends here. An ASGI app
     # as endpoint takes every method (a request handler would take GET only), but add_route's type
@@ -114,13 +132,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(RequestRateLimitMiddleware)
-    if settings.cors_origins:
+    if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=CORS_MAX_AGE_SECONDS,
         )
     metrics.instrument(app, settings.metrics_networks)
     app.add_middleware(ExceptionMiddleware)

@@ -3,20 +3,22 @@
 Strawberry answers its own refusals in plain text and reports request errors with `"data": null`
 and status 200 whatever the client accepts. This router answers every refusal as a GraphQL error
 (api/http.py), refuses CSRF-able requests, negotiates `application/graphql-response+json`, and
-leaves `data` out when execution never began (the `execution_started` flag of the context).
+leaves `data` out when execution never began (the `execution_started` flag of the context). An answer
+gets its Cache-Control, Vary and ETag here, or a 304 (api/http_cache.py).
 """
 
 from datetime import timedelta
 from typing import Any, overload
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from fastapi import Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -27,7 +29,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from api.auth.credentials import Credentials, read_connection_params
 from api.auth.principal import authenticate
 from api.context import RequestContext, get_context
-from api.graphiql import content_security_policy, local_ide_html
+from api.graphiql import content_security_policy, ide_html
 from api.http import (
     GRAPHQL_RESPONSE_JSON,
     UNAUTHENTICATED,
@@ -38,6 +40,8 @@ from api.http import (
     request_data_from,
     require_json_content_type,
 )
+from api.http_cache import add_vary, settle
+from api.persisted import PersistedOperations
 from api.settings import Settings
 from api.websocket import OperationScopedTransportWSHandler, TextWebSocketAdapter
 from domains.common.exceptions import UnauthenticatedError
@@ -51,6 +55,7 @@ UNPARSABLE_JSON = "The request body is not valid JSON."
 MISSING_QUERY = "The request has no GraphQL `query`."
 OTHER_METHOD = "GraphQL is served over GET (queries) and POST."
 ALLOW_GET_AND_POST = {"allow": "GET, POST"}
+PERSISTED_PARAMS = ("extensions", "documentId")
 
 
 class MethodNotAllowed:
@@ -74,6 +79,7 @@ class GraphQLResponse(Response):
         self.status_chosen = status_code is not None
         self.request_error = "data" not in data
         errors: list[Any] = data.get("errors") or []
+        self.has_errors = bool(errors)
         self.codes = {(error.get("extensions") or {}).get("code") for error in errors}
 
     def negotiate(self, accept: str | None) -> None:
@@ -86,8 +92,21 @@ class GraphQLResponse(Response):
             if unauthenticated:
                 self.headers["www-authenticate"] = "Bearer"
 
+    def cached_for(self, request: Request) -> Response:
+        """Settle Cache-Control, Vary and ETag (api/http_cache.py); a 304 when the client's copy is current."""
+        return settle(request.method, request.headers, self, errors=self.has_errors)
+
+
+class StarletteRequest(StarletteRequestAdapter):
+    """Strawberry's request adapter, keeping the Starlette request (and so the app's state) within reach."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.request = request
+
 
 class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
+    request_adapter_class = StarletteRequest
     websocket_adapter_class = TextWebSocketAdapter
     graphql_transport_ws_handler_class = OperationScopedTransportWSHandler
 
@@ -104,7 +123,9 @@ class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
             raise HTTPRefusal(400, UNPARSABLE_JSON) from exc
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(local_ide_html(), headers={"content-security-policy": content_security_policy()})
+        settings: Settings = request.app.state.settings
+        page = ide_html(demo=not settings.is_production)  # the demo accounts exist in development only
+        return HTMLResponse(page, headers={"content-security-policy": content_security_policy()})
 
     @overload
     async def run(self, request: Request, context: RequestContext = ..., root_value: None = ...) -> Response: ...
@@ -122,21 +143,37 @@ class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
             response = await super().run(request, context, root_value)
         except HTTPException as exc:  # Strawberry's own refusals (405 for other methods, 404 without GraphiQL)
             allow = ALLOW_GET_AND_POST if exc.status_code == 405 else None
-            return refusal_response(request.scope, HTTPRefusal(exc.status_code, exc.reason, headers=allow))
+            refused = refusal_response(request.scope, HTTPRefusal(exc.status_code, exc.reason, headers=allow))
+            return settle(request.method, request.headers, refused, errors=True)
         except HTTPRefusal as refusal:
-            return refusal_response(request.scope, refusal)
+            return settle(request.method, request.headers, refusal_response(request.scope, refusal), errors=True)
         if isinstance(response, GraphQLResponse):
             response.negotiate(request.headers.get("accept"))
+            return response.cached_for(request)
+        add_vary(response.headers, "Accept")  # the GraphiQL page: chosen by Accept too
         return response
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET naming its document by hash or id has no `query`, and a client's `Accept: */*` would
+        # otherwise get the GraphiQL page (or its 404 when off) instead of the operation's answer.
+        named = any(request.query_params.get(name) for name in PERSISTED_PARAMS)
+        return super().should_render_graphql_ide(request) and not named
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         refuse_cross_site_request(request.headers)
         if request.method == "GET":
             # An empty parameter (`variables=`) is as good as none.
             params = {key: value for key, value in request.query_params.items() if value != ""}
-            return request_data_from(self.parse_query_params(params))
-        require_json_content_type(request.content_type)
-        return request_data_from(self.parse_json(await request.get_body()))
+            data = self.parse_query_params(params)
+        else:
+            require_json_content_type(request.content_type)
+            data = self.parse_json(await request.get_body())
+        request_data = request_data_from(data)
+        # A document named by its hash or `documentId` is filled in here (api/persisted.py), so a
+        # persisted GET goes through the same checks, and a mutation by hash over GET is still a 405.
+        assert isinstance(request, StarletteRequest)  # noqa: S101 - the router's request_adapter_class
+        persisted: PersistedOperations = request.request.app.state.persisted_operations
+        return await persisted.resolve_request(request_data, data, request.headers.get("accept"))
 
     async def execute_single(
         self,

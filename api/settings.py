@@ -5,11 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Annotated, Literal, Self, TypeAlias
 
 from limits import parse, parse_many
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from domains.common.principal import Role
 
 DEFAULT_JWT_SECRET = "development-only-secret-change-me-in-production"  # noqa: S105 - refused in production
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./storefront.db"
@@ -18,6 +21,8 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 Network: TypeAlias = IPv4Network | IPv6Network
 EVERYONE: tuple[Network, ...] = (ip_network("0.0.0.0/0"), ip_network("::/0"))
 LOOPBACK: tuple[Network, ...] = (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+# Next.js / Create React App (3000) and Vite (5173) dev servers: CORS origins by default in development.
+LOCAL_FRONTEND_ORIGINS = tuple(f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 5173))
 
 
 class AppEnv(StrEnum):
@@ -113,8 +118,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
     graphiql: bool | None = None
+    # INTROSPECTION: true for every caller, false for none; unset: every caller in development, and in
+    # production only users and API keys holding one of INTROSPECTION_ROLES (codegen, staff tooling).
     introspection: bool | None = None
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    introspection_roles: Annotated[list[Role], NoDecode] = Field(default_factory=lambda: [Role.STAFF])
+    # None: the usual local frontend dev servers in development (LOCAL_FRONTEND_ORIGINS), none in production.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
 
@@ -123,7 +132,19 @@ class Settings(BaseSettings):
     graphql_suggestions: bool | None = None
     metrics_allowed_ips: Annotated[list[Network] | None, NoDecode] = None
 
-    @field_validator("cors_origins", "trusted_hosts", "trusted_proxies", mode="before")
+    # Persisted operations (README "Persisted operations", api/persisted.py). APQ documents live in
+    # Redis (renewed on each use) when REDIS_URL is set, else in an in-process LRU of this many bytes.
+    apq_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    apq_cache_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # Only the manifest's documents run ({sha256 hex of the UTF-8 text: text}, read once at start-up,
+    # which fails if it is missing or an entry does not hash). GraphiQL cannot work in this mode (it
+    # sends free-form text), so it is off by default and GRAPHIQL=true is refused; introspection
+    # runs only as a manifest document (codegen reads schema/schema.graphql instead). Without the
+    # mode the manifest is optional, and its documents may still be named by `documentId`.
+    trusted_documents_only: bool = False
+    trusted_documents_manifest: Path = Path("examples/trusted-documents.json")
+
+    @field_validator("cors_origins", "trusted_hosts", "trusted_proxies", "introspection_roles", mode="before")
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -219,12 +240,26 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _refuse_graphiql_with_trusted_documents(self) -> Self:
+        if self.trusted_documents_only and self.graphiql:
+            msg = "GRAPHIQL cannot be on with TRUSTED_DOCUMENTS_ONLY: GraphiQL sends free-form queries"
+            raise ValueError(msg)
+        return self
+
     @property
     def webhook_private_targets_allowed(self) -> bool:
         """Whether webhook URLs may point at private and loopback addresses: by default, outside production only."""
         if self.webhook_allow_private_targets is None:
             return not self.is_production
         return self.webhook_allow_private_targets
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Origins whose pages may call the API from a browser (CORS)."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return [] if self.is_production else list(LOCAL_FRONTEND_ORIGINS)
 
     @property
     def is_production(self) -> bool:
@@ -240,11 +275,23 @@ class Settings(BaseSettings):
 
     @property
     def graphiql_enabled(self) -> bool:
-        return self.graphiql if self.graphiql is not None else not self.is_production
+        if self.graphiql is not None:
+            return self.graphiql
+        return not self.is_production and not self.trusted_documents_only
 
     @property
     def introspection_enabled(self) -> bool:
-        return self.introspection if self.introspection is not None else not self.is_production
+        """Whether anyone may introspect the schema (see `introspection_roles` for whom)."""
+        if self.introspection is not None:
+            return self.introspection
+        return not self.is_production or bool(self.introspection_roles)
+
+    @property
+    def introspection_allowed_roles(self) -> frozenset[Role] | None:
+        """The roles a caller needs to introspect; None: every caller may."""
+        if self.introspection is not None or not self.is_production:
+            return None
+        return frozenset(self.introspection_roles)
 
     @property
     def suggestions_enabled(self) -> bool:

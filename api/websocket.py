@@ -24,6 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMe
 
 from api.background import running, stop
 from api.context import RequestContext
+from api.persisted import PersistedOperations, PersistedQueryError
 from schema import metrics
 
 TRY_AGAIN_LATER = 1013
@@ -114,6 +115,27 @@ class OperationScopedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestCon
             stopping = asyncio.create_task(stop(operation.task), name="ws-operation-stop")
             _stopping.add(stopping)
             stopping.add_done_callback(_stopping.discard)
+
+    async def handle_subscribe(self, message: Any) -> None:
+        """Fill in a persisted document (APQ hash, `documentId`); in trusted-documents mode, run the manifest's only."""
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not self.connection_acknowledged or message.get("id") in self.operations:
+            await super().handle_subscribe(message)  # Strawberry's own refusals (4400, 4401, 4409)
+            return
+        request = self._connection_context.request
+        assert request is not None  # noqa: S101 - the router sets it before any message
+        persisted: PersistedOperations = request.app.state.persisted_operations
+        try:
+            query = await persisted.resolve(payload.get("query"), payload.get("extensions"), payload.get("documentId"))
+        except PersistedQueryError as exc:
+            extensions = {"code": exc.code, "requestId": self._connection_context.request_id}
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [{"message": exc.message, "extensions": extensions}]}
+            )
+            return
+        if query is not None and query is not payload.get("query"):
+            message = {**message, "payload": {**payload, "query": query}}
+        await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

@@ -22,8 +22,10 @@ from strawberry.types.graphql import OperationType
 
 from schema import metrics
 from schema.context import Context
+from schema.extensions.cache_control import SharedCachePolicy
 from schema.extensions.credentials import RefuseUntrustedCredentials
 from schema.extensions.errors import ErrorFormatter, log_unexpected, timeout_result
+from schema.extensions.introspection import IntrospectionAccess
 from schema.extensions.limits import ErrorStatus, LimitedValidationCache, QueryLimits
 from schema.extensions.observability import MarkExecutionStarted, OperationObserver
 from schema.orders.mutations import OrdersMutation
@@ -129,7 +131,7 @@ class StorefrontSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool = True) -> StorefrontSchema:
-    """Build the schema; production turns introspection off."""
+    """Build the schema; `introspection=False` refuses it to every caller (IntrospectionAccess: to some)."""
     # Factories: Strawberry builds fresh extensions per request; the caches live at module level.
     # Order matters: QueryLimits measures the parsed document before the cache validates it, and its
     # on_execute runs after RefuseUntrustedCredentials (a refused credential is charged nothing).
@@ -143,6 +145,8 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
         lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),
         QueryLimits,
         lambda: LimitedValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        SharedCachePolicy,
+        IntrospectionAccess,
         # Last, so it sees whether any extension before it answered instead of executing.
         MarkExecutionStarted,
     ]

@@ -7,6 +7,8 @@ protocol; the edge hands in its `Settings`, and mypy checks there that it fits.
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
+from domains.common.principal import Role
+
 
 class SchemaSettings(Protocol):
     @property
@@ -44,6 +46,9 @@ class SchemaSettings(Protocol):
 
     @property
     def webhook_private_targets_allowed(self) -> bool: ...
+
+    @property
+    def introspection_allowed_roles(self) -> frozenset[Role] | None: ...
 
 
 class RateLimitSettings(Protocol):

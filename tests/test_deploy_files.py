@@ -183,6 +183,39 @@ def test_dockerfile_runs_gunicorn_as_a_non_root_user_with_a_health_check() -> No
     assert 'PATH="/app/.venv/bin:$PATH"' in environment
 
 
+def test_the_code_the_image_copies_starts_the_app_and_the_worker_in_trusted_documents_mode(tmp_path: Path) -> None:
+    # given: the builder stage's copies made into a directory of their own (the image's /app)
+    image = tmp_path / "app"
+    for keyword, args in _stages()[0]:
+        if keyword != "COPY" or args.startswith("--from"):
+            continue
+        *sources, destination = args.split()
+        for source in sources:
+            into_directory = destination.endswith("/") or len(sources) > 1
+            target = image / destination / Path(source).name if into_directory else image / destination
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__", "static"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, target)
+    env = {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "development",
+        "TRUSTED_DOCUMENTS_ONLY": "true",
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # the worker is built, never connected
+    }
+    check = "from api.app import create_app; import api.task_worker, scripts.seed; create_app()"
+
+    # when: run from that directory only (no repository on the path), as the image runs
+    result = subprocess.run(  # noqa: S603 - this environment's python, a fixed program
+        [sys.executable, "-c", check], cwd=image, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    # then
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (image / "examples" / "trusted-documents.json").is_file()
+
+
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -> None:
     # when
     patterns = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}

@@ -103,7 +103,7 @@ class ProductView:
     price: Decimal
     currency: str
     stock: int | None  # null unless the reader is staff: the repository's statements leave it out
-    is_published: bool
+    is_published: bool | None  # null unless the reader is staff, like `stock`
     category_id: int | None
     rating_count: int
     rating_average: Decimal

@@ -109,16 +109,18 @@ def _product_conditions(principal: Principal, where: ProductFilter) -> list[Colu
     return conditions
 
 
-def _product_columns(*, with_stock: bool) -> list[Any]:
-    # Stock counts are staff-only; everyone else learns only whether a product is in stock.
-    stock = Product.stock if with_stock else null().label("stock")
-    return [stock if column.key == "stock" else column for column in PRODUCT_VIEW_COLUMNS] + [
-        (Product.stock > 0).label("in_stock")
-    ]
+def _product_columns(*, for_staff: bool) -> list[Any]:
+    # Stock counts and the published flag are staff-only; everyone else learns only whether a product
+    # is in stock (and sees published products only).
+    staff_only = {"stock", "is_published"}
+    return [
+        column if for_staff or column.key not in staff_only else null().label(column.key)
+        for column in PRODUCT_VIEW_COLUMNS
+    ] + [(Product.stock > 0).label("in_stock")]
 
 
-_STAFF_PRODUCT_COLUMNS = _product_columns(with_stock=True)
-_PUBLIC_PRODUCT_COLUMNS = _product_columns(with_stock=False)
+_STAFF_PRODUCT_COLUMNS = _product_columns(for_staff=True)
+_PUBLIC_PRODUCT_COLUMNS = _product_columns(for_staff=False)
 _PRODUCT_WIDTH = len(_PUBLIC_PRODUCT_COLUMNS)
 _REVIEW_WIDTH = len(REVIEW_VIEW_COLUMNS)
 

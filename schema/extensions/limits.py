@@ -7,7 +7,8 @@ Order of one operation:
 4. before execution: unstorable strings, variables coerced, page sizes and the static cost;
 5. the client's budget is charged the cost (HTTP 429 once it is spent);
 6. execution, under the wall-clock ceiling (StorefrontSchema in schema/__init__.py).
-Every response reports `extensions.cost {requested, remaining, resetAt}`.
+Every response reports `extensions.cost {requested, remaining, resetAt}`; an answer any cache may keep
+(schema/extensions/cache_control.py) reports `remaining` and `resetAt` as null, in the RateLimit-* headers only.
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,7 @@ from domains.common.exceptions import ClientError, RateLimitedError
 from domains.common.principal import Principal
 from schema import metrics
 from schema.context import Context
+from schema.extensions.cache_control import shared_max_age
 from schema.extensions.complexity import (
     Limits,
     QueryTooComplexError,
@@ -148,7 +150,12 @@ class QueryLimits(SchemaExtension):
                 self.window = Window(context.rate_limits.cost_budget.amount, None, None)
         self._set_headers(self.window)
         window = self.window
-        report = {"requested": self.requested, "remaining": window.remaining, "resetAt": _iso(window.reset_at)}
+        report: dict[str, Any] = {"requested": self.requested, "remaining": None, "resetAt": None}
+        # An answer any cache may keep is served to other clients: its body carries no figure of this
+        # client's (and changes only with the data, so its ETag matches again); the RateLimit-* headers
+        # still tell the client that asked.
+        if shared_max_age(self.execution_context) is None:
+            report.update(remaining=window.remaining, resetAt=_iso(window.reset_at))
         request = getattr(context, "request", None)
         if request is not None:
             request.state.graphql_cost = self.requested  # read by the access log line

@@ -8,6 +8,7 @@ from domains.common.ids import decode_typed_id
 from domains.common.keyset import page_request
 from domains.common.principal import Role
 from domains.orders import repository as orders_repository
+from schema.cache_control import PRIVATE
 from schema.context import Info
 from schema.lookahead import connection_nodes, selections
 from schema.orders.inputs import OrderFilter
@@ -20,14 +21,20 @@ from schema.relay.connection import After, Before, Connection, First, Last
 
 @strawberry.type
 class OrdersQuery:
-    @strawberry.field(description="One order by id; null when it does not exist or is not yours (staff: any).")
+    @strawberry.field(
+        description="One order by id; null when it does not exist or is not yours (staff: any).", directives=[PRIVATE]
+    )
     async def order(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the order.")]
     ) -> Order | None:
         row = await info.context.loaders.orders.order_by_id.load(decode_typed_id(id, "Order"))
         return Order.from_optional(row)
 
-    @strawberry.field(description="Every order, newest first, filtered. Staff only.", extensions=requires(Role.STAFF))
+    @strawberry.field(
+        description="Every order, newest first, filtered. Staff only.",
+        extensions=requires(Role.STAFF),
+        directives=[PRIVATE],
+    )
     async def orders(
         self,
         info: Info,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Self
 import strawberry
 
 from domains.orders import models
+from schema.cache_control import PRIVATE
 from schema.context import Info
 from schema.enums import described_enum
 from schema.loaders import AwaitableOrValue
@@ -37,7 +38,9 @@ OrderStatus = described_enum(
 )
 
 
-@strawberry.type(description="One line of an order, priced when the order was placed. Visible as its order.")
+@strawberry.type(
+    description="One line of an order, priced when the order was placed. Visible as its order.", directives=[PRIVATE]
+)
 class OrderItem(Node):
     NODE_TYPE = "OrderItem"
 
@@ -71,7 +74,7 @@ class OrderItem(Node):
         return ITEM_PRODUCT.resolve(info.context.loaders, self.product_id, products_types.Product.from_optional)
 
 
-@strawberry.type(description="A customer's order. Visible to that customer and to staff.")
+@strawberry.type(description="A customer's order. Visible to that customer and to staff.", directives=[PRIVATE])
 class Order(Node):
     NODE_TYPE = "Order"
 

@@ -9,6 +9,7 @@ from domains.common.ids import decode_typed_id
 from domains.common.keyset import page_request
 from domains.products import repository as products_repository
 from domains.products.repository import CATEGORY_ORDERING
+from schema.cache_control import CATEGORY_MAX_AGE, PRODUCT_MAX_AGE, CacheControl
 from schema.context import Info
 from schema.products.inputs import ProductFilter, ProductOrder
 from schema.products.types import Category, Product
@@ -27,7 +28,12 @@ def _one_of(id_: strawberry.ID | None, slug: str | None) -> None:
 
 @strawberry.type
 class ProductsQuery:
-    @strawberry.field(description="The catalog, filtered and sorted; unpublished products only for staff.")
+    # A connection has no maxAge of its own (it follows its field), so the list fields say it; `product`
+    # and `category` take their type's.
+    @strawberry.field(
+        description="The catalog, filtered and sorted; unpublished products only for staff.",
+        directives=[CacheControl(max_age=PRODUCT_MAX_AGE)],
+    )
     async def products(
         self,
         info: Info,
@@ -55,7 +61,10 @@ class ProductsQuery:
                 row = await products_repository.get_product_by_slug(session, info.context.principal, slug or "")
         return Product.from_optional(row)
 
-    @strawberry.field(description="Categories by name: all of them, the top level, or one category's children.")
+    @strawberry.field(
+        description="Categories by name: all of them, the top level, or one category's children.",
+        directives=[CacheControl(max_age=CATEGORY_MAX_AGE)],
+    )
     async def categories(
         self,
         info: Info,

@@ -9,6 +9,14 @@ import strawberry
 from domains.common.keyset import page_request
 from domains.products import models
 from domains.products import repository as products_repository
+from schema.cache_control import (
+    CATEGORY_MAX_AGE,
+    INHERIT_MAX_AGE,
+    PRIVATE,
+    PRODUCT_MAX_AGE,
+    REVIEW_MAX_AGE,
+    CacheControl,
+)
 from schema.context import Info
 from schema.loaders import AwaitableOrValue
 from schema.lookahead import connection_nodes, selections
@@ -34,7 +42,9 @@ if TYPE_CHECKING:
 UserRef = Annotated["User", strawberry.lazy("schema.users.types")]
 
 
-@strawberry.type(description="A node of the category tree. Public.")
+@strawberry.type(
+    description="A node of the category tree. Public.", directives=[CacheControl(max_age=CATEGORY_MAX_AGE)]
+)
 class Category(Node):
     NODE_TYPE = "Category"
 
@@ -91,13 +101,16 @@ class Category(Node):
         return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
 
 
-@strawberry.type(description="Review statistics of a product.")
+@strawberry.type(description="Review statistics of a product.", directives=[INHERIT_MAX_AGE])
 class ProductRating:
     average: float | None = strawberry.field(description="Mean rating from 1 to 5; null when there are no reviews.")
     count: int = strawberry.field(description="Number of reviews.")
 
 
-@strawberry.type(description="Something the store sells. Unpublished products are visible to staff only.")
+@strawberry.type(
+    description="Something the store sells. Unpublished products are visible to staff only.",
+    directives=[CacheControl(max_age=PRODUCT_MAX_AGE)],
+)
 class Product(Node):
     NODE_TYPE = "Product"
 
@@ -112,7 +125,14 @@ class Product(Node):
     created_at: datetime = strawberry.field(description="When the product was added.")
     updated_at: datetime = strawberry.field(description="When the product last changed.")
     category_id: strawberry.Private[int | None]
-    stock: int | None = strawberry.field(description="Units in stock. Staff only; null for everyone else.")
+    stock: int | None = strawberry.field(
+        description="Units in stock. Staff only; null for everyone else.", directives=[PRIVATE]
+    )
+    is_published: bool | None = strawberry.field(
+        description="Whether customers can see the product. Staff only; null for everyone else (who see published "
+        "products only).",
+        directives=[PRIVATE],
+    )
 
     @classmethod
     def from_model(cls, row: models.ProductView) -> Self:
@@ -132,6 +152,7 @@ class Product(Node):
             updated_at=row.updated_at,
             category_id=row.category_id,
             stock=row.stock,
+            is_published=row.is_published,
         )
 
     @classmethod
@@ -187,7 +208,10 @@ class Product(Node):
         return PRODUCT_REVIEWS.resolve(info.context.loaders, self.pk, ordering, page, Review.from_model)
 
 
-@strawberry.type(description="A customer's rating and opinion of a product; one per customer and product. Public.")
+@strawberry.type(
+    description="A customer's rating and opinion of a product; one per customer and product. Public.",
+    directives=[CacheControl(max_age=REVIEW_MAX_AGE)],
+)
 class Review(Node):
     NODE_TYPE = "Review"
 

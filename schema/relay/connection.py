@@ -7,6 +7,7 @@ import strawberry
 from strawberry import relay
 
 from domains.common.keyset import Page
+from schema.cache_control import INHERIT_MAX_AGE
 from schema.relay.node import Node
 
 RowT = TypeVar("RowT")
@@ -30,15 +31,26 @@ Before = Annotated[
 ]
 
 
-@strawberry.type(name="Edge", description="One item of a page, with the cursor of its position.")
+@strawberry.type(name="PageInfo", description="Information to aid in pagination.", directives=[INHERIT_MAX_AGE])
+class PageInfo(relay.PageInfo):
+    """Strawberry's PageInfo, cached as long as the connection it belongs to."""
+
+
+@strawberry.type(
+    name="Edge", description="One item of a page, with the cursor of its position.", directives=[INHERIT_MAX_AGE]
+)
 class Edge(Generic[NodeType]):
     cursor: str = strawberry.field(description="Opaque position; pass it as `after` or `before`.")
     node: NodeType = strawberry.field(description="The item.")
 
 
-@strawberry.type(name="Connection", description="A page of a list, with cursors to move to the next or previous page.")
+@strawberry.type(
+    name="Connection",
+    description="A page of a list, with cursors to move to the next or previous page.",
+    directives=[INHERIT_MAX_AGE],
+)
 class Connection(Generic[NodeType]):
-    page_info: relay.PageInfo = strawberry.field(description="Where this page lies in the whole list.")
+    page_info: PageInfo = strawberry.field(description="Where this page lies in the whole list.")
     edges: list[Edge[NodeType]] = strawberry.field(description="The items of this page, with their cursors.")
     count_total: strawberry.Private[Callable[[], Awaitable[int]]]
 
@@ -59,7 +71,7 @@ class Connection(Generic[NodeType]):
     ) -> Self:
         """Wrap a keyset page of rows as a connection of GraphQL nodes."""
         edges = [Edge(cursor=cursor, node=to_node(row)) for row, cursor in zip(page.rows, page.cursors, strict=True)]
-        page_info = relay.PageInfo(
+        page_info = PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
             start_cursor=page.cursors[0] if page.cursors else None,

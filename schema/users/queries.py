@@ -6,6 +6,7 @@ from domains.common.keyset import page_request
 from domains.common.principal import Role
 from domains.users import repository as users_repository
 from domains.users import service as users_service
+from schema.cache_control import PRIVATE
 from schema.context import Info
 from schema.permissions import requires
 from schema.relay.connection import After, Before, Connection, First, Last
@@ -14,7 +15,7 @@ from schema.users import types as users_types
 
 @strawberry.type
 class UsersQuery:
-    @strawberry.field(description="The signed-in user; null when anonymous.")
+    @strawberry.field(description="The signed-in user; null when anonymous.", directives=[PRIVATE])
     async def me(self, info: Info) -> users_types.User | None:
         user_id = info.context.principal.user_id
         if user_id is None:
@@ -22,7 +23,9 @@ class UsersQuery:
         row = await info.context.loaders.users.user_by_id.load(user_id)
         return users_types.User.from_optional(row)
 
-    @strawberry.field(description="Every account, newest first. Admins only.", extensions=requires(Role.ADMIN))
+    @strawberry.field(
+        description="Every account, newest first. Admins only.", extensions=requires(Role.ADMIN), directives=[PRIVATE]
+    )
     async def users(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> Connection[users_types.User]:
@@ -38,7 +41,9 @@ class UsersQuery:
         return Connection.from_page(rows, users_types.User.from_model, count)
 
     @strawberry.field(
-        description="Your API keys, newest first (admins: everyone's). Signed-in users only.", extensions=requires()
+        description="Your API keys, newest first (admins: everyone's). Signed-in users only.",
+        extensions=requires(),
+        directives=[PRIVATE],
     )
     async def api_keys(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None

@@ -13,6 +13,7 @@ from domains.common.principal import Role as RoleValue
 from domains.orders import repository as orders_repository
 from domains.products import repository as products_repository
 from domains.users import models
+from schema.cache_control import PRIVATE, USER_MAX_AGE, CacheControl
 from schema.context import Info
 from schema.enums import described_enum
 from schema.loaders import AwaitableOrValue
@@ -52,7 +53,10 @@ Role = described_enum(
 )
 
 
-@strawberry.type(description="An account. Its e-mail, roles and orders are visible to the user and staff only.")
+@strawberry.type(
+    description="An account. Its e-mail, roles and orders are visible to the user and staff only.",
+    directives=[CacheControl(max_age=USER_MAX_AGE)],
+)
 class User(Node):
     NODE_TYPE = "User"
 
@@ -84,12 +88,15 @@ class User(Node):
     @strawberry.field(
         description="E-mail address, lower-cased. Null unless you are this user or staff.",
         extensions=visible_to(IsSelfOrStaff()),
+        directives=[PRIVATE],
     )
     def email(self) -> str | None:
         return self.private_email
 
     @strawberry.field(
-        description="Granted roles. Null unless you are this user or staff.", extensions=visible_to(IsSelfOrStaff())
+        description="Granted roles. Null unless you are this user or staff.",
+        extensions=visible_to(IsSelfOrStaff()),
+        directives=[PRIVATE],
     )
     def roles(self) -> list[Role] | None:  # type: ignore[valid-type]
         return [RoleValue(role) for role in self.private_roles]
@@ -98,6 +105,7 @@ class User(Node):
         description="Orders this user placed, newest first. Null unless you are this user or staff.",
         extensions=visible_to(IsSelfOrStaff()),
         graphql_type=Connection[OrderRef] | None,
+        directives=[PRIVATE],
     )
     def orders(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
@@ -116,7 +124,8 @@ class User(Node):
 
 
 @strawberry.type(
-    description="A key for services (`X-API-Key` header). Visible to its owner and admins; its secret is shown once."
+    description="A key for services (`X-API-Key` header). Visible to its owner and admins; its secret is shown once.",
+    directives=[PRIVATE],
 )
 class ApiKey(Node):
     NODE_TYPE = "ApiKey"

@@ -6,6 +6,7 @@ from domains.common.keyset import page_request
 from domains.common.principal import Role
 from domains.webhooks import repository as webhooks_repository
 from domains.webhooks import service as webhooks_service
+from schema.cache_control import PRIVATE
 from schema.context import Info
 from schema.lookahead import connection_nodes, selections
 from schema.permissions import requires
@@ -18,7 +19,9 @@ from schema.webhooks.types import Webhook
 @strawberry.type
 class WebhooksQuery:
     @strawberry.field(
-        description="The webhook endpoints, newest first. Staff and admins only.", extensions=requires(Role.STAFF)
+        description="The webhook endpoints, newest first. Staff and admins only.",
+        extensions=requires(Role.STAFF),
+        directives=[PRIVATE],
     )
     async def webhooks(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None

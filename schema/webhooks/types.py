@@ -10,6 +10,7 @@ from domains.common.keyset import page_request
 from domains.webhooks import models
 from domains.webhooks import repository as webhooks_repository
 from domains.webhooks.service import message_id
+from schema.cache_control import PRIVATE
 from schema.context import Info
 from schema.enums import described_enum
 from schema.loaders import AwaitableOrValue
@@ -31,7 +32,10 @@ WebhookDeliveryStatus = described_enum(
 )
 
 
-@strawberry.type(description="One event sent (or to be sent) to one webhook endpoint, with its attempts. Staff only.")
+@strawberry.type(
+    description="One event sent (or to be sent) to one webhook endpoint, with its attempts. Staff only.",
+    directives=[PRIVATE],
+)
 class WebhookDelivery(Node):
     NODE_TYPE = "WebhookDelivery"
 
@@ -70,7 +74,8 @@ class WebhookDelivery(Node):
 
 @strawberry.type(
     description="An endpoint that receives signed POSTs of the events it subscribes to. Staff only; its signing "
-    "secret is shown once, by `webhookCreate`."
+    "secret is shown once, by `webhookCreate`.",
+    directives=[PRIVATE],
 )
 class Webhook(Node):
     NODE_TYPE = "Webhook"

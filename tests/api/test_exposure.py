@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 from asgi_lifespan import LifespanManager
+from graphql import get_introspection_query
 from httpx import ASGITransport, AsyncClient
 
 from api.app import create_app
 from api.metrics import is_allowed_peer
 from api.settings import LOOPBACK, AppEnv, Settings
+from tests.auth import Account
 
 LOOPBACK_PEER = ("127.0.0.1", 40000)
 PUBLIC_PEER = ("203.0.113.7", 40000)
@@ -154,17 +156,91 @@ async def test_suggestions_can_be_turned_on_in_production(connect: Connect) -> N
     assert all("Did you mean" in message for message in messages)
 
 
-@pytest.mark.parametrize(("changes", "allowed"), [({}, False), ({"introspection": True}, True)])
-async def test_introspection_is_off_in_production_unless_enabled(
-    connect: Connect, changes: dict[str, Any], allowed: bool
+INTROSPECT = "{ __schema { queryType { name } } }"
+
+
+def _introspected(answer: dict[str, Any]) -> bool:
+    if answer.get("data") == {"__schema": {"queryType": {"name": "Query"}}}:
+        return True
+    assert {error["extensions"]["code"] for error in answer["errors"]} == {"GRAPHQL_VALIDATION_FAILED"}
+    assert "introspection has been disabled" in answer["errors"][0]["message"]
+    assert "data" not in answer
+    return False
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, {"anonymous": False, "customer": False, "customer key": False, "staff": True, "staff key": True}),
+        (
+            {"introspection_roles": ["ADMIN"]},
+            {"anonymous": False, "customer": False, "customer key": False, "staff": False, "staff key": False},
+        ),
+        ({"introspection": True}, dict.fromkeys(("anonymous", "customer", "customer key", "staff", "staff key"), True)),
+        (
+            {"introspection": False},
+            dict.fromkeys(("anonymous", "customer", "customer key", "staff", "staff key"), False),
+        ),
+    ],
+    ids=["production default: staff and staff keys", "admins only", "on for all", "off for all"],
+)
+async def test_introspection_in_production_is_for_the_roles_that_need_it(
+    connect: Connect,
+    changes: dict[str, Any],
+    expected: dict[str, bool],
+    customer: Account,
+    customer_api_key: Account,
+    staff: Account,
+    staff_api_key: Account,
 ) -> None:
+    # given
+    callers = {
+        "anonymous": {},
+        "customer": customer.headers,
+        "customer key": customer_api_key.headers,
+        "staff": staff.headers,
+        "staff key": staff_api_key.headers,
+    }
+
     # when
     async with connect(app_env=AppEnv.PRODUCTION, **changes) as http:
-        answer = (await http.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})).json()
+        answers = {
+            name: (await http.post("/graphql", json={"query": INTROSPECT}, headers=headers)).json()
+            for name, headers in callers.items()
+        }
 
     # then
-    if allowed:
-        assert answer["data"] == {"__schema": {"queryType": {"name": "Query"}}}
-    else:
-        assert {error["extensions"]["code"] for error in answer["errors"]} == {"GRAPHQL_VALIDATION_FAILED"}
-        assert "data" not in answer
+    assert {name: _introspected(answer) for name, answer in answers.items()} == expected
+
+
+async def test_an_admin_may_introspect_when_staff_may_and_typename_is_never_refused(
+    connect: Connect, admin: Account
+) -> None:
+    # when
+    async with connect(app_env=AppEnv.PRODUCTION) as http:
+        as_admin = (await http.post("/graphql", json={"query": INTROSPECT}, headers=admin.headers)).json()
+        typename = (await http.post("/graphql", json={"query": "{ __typename }"})).json()
+        fragment = (
+            await http.post(
+                "/graphql", json={"query": 'query { ...Q } fragment Q on Query { __type(name: "Product") { name } }'}
+            )
+        ).json()
+
+    # then
+    assert _introspected(as_admin)
+    assert typename["data"] == {"__typename": "Query"}
+    assert [error["extensions"]["code"] for error in fragment["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_allowed_introspection_still_pays_its_cost(connect: Connect, staff: Account) -> None:
+    # given
+    full = get_introspection_query(descriptions=True)
+
+    # when
+    async with connect(app_env=AppEnv.PRODUCTION, query_max_cost=50) as http:
+        answer = (await http.post("/graphql", json={"query": full}, headers=staff.headers)).json()
+        small = (await http.post("/graphql", json={"query": INTROSPECT}, headers=staff.headers)).json()
+
+    # then
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["QUERY_TOO_COMPLEX"]
+    assert small["extensions"]["cost"]["requested"] > 0

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from api.auth.principal import build_token_issuer
 from api.settings import EVERYONE, LOOPBACK, AppEnv, Settings
+from domains.common.principal import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +71,7 @@ def test_production_refuses_wildcard_cors_and_missing_database() -> None:
     assert "TRUSTED_HOSTS" in message
 
 
-def test_production_with_explicit_settings_turns_graphiql_and_introspection_off() -> None:
+def test_production_with_explicit_settings_keeps_graphiql_off_and_introspection_to_staff() -> None:
     # when
     settings = Settings(
         app_env=AppEnv.PRODUCTION,
@@ -84,7 +85,9 @@ def test_production_with_explicit_settings_turns_graphiql_and_introspection_off(
     # then
     assert settings.cors_origins == ["https://shop.example.com"]
     assert not settings.graphiql_enabled
-    assert not settings.introspection_enabled
+    assert settings.introspection_allowed_roles == frozenset({Role.STAFF})
+    assert settings.model_copy(update={"introspection_roles": []}).introspection_allowed_roles == frozenset()
+    assert Settings(introspection_roles="ADMIN, STAFF", _env_file=None).introspection_roles == [Role.ADMIN, Role.STAFF]
 
 
 @pytest.mark.parametrize("secret", [None, "short-but-not-default"], ids=["default", "short"])

@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.ids import encode_global_id
 from domains.products import models as products_models
+from tests.auth import Account
 from tests.factories import create_category, create_product, create_review, create_user
 from tests.graphql import count_statements, error_codes, gql, post
 
@@ -173,6 +174,35 @@ async def test_unpublished_products_are_invisible_to_anonymous_clients(
     assert by_id["product"] is None
     assert by_slug["product"] == {"name": "Public", "stock": None}
     assert by_node["node"] is None
+
+
+async def test_only_staff_read_whether_a_product_is_published(
+    client: AsyncClient, db_session: AsyncSession, customer: Account, staff: Account
+) -> None:
+    # given
+    hidden = await create_product(db_session, published=False, name="Draft")
+    shown = await create_product(db_session, name="Live")
+    await db_session.commit()
+    query = "{ products(orderBy: {field: NAME, direction: ASC}) { nodes { name isPublished stock } } }"
+    by_id = "query ($id: ID!) { node(id: $id) { ... on Product { name isPublished } } }"
+
+    # when
+    as_staff = await gql(client, query, headers=staff.headers)
+    hidden_by_node = await gql(client, by_id, {"id": encode_global_id("Product", hidden.id)}, headers=staff.headers)
+    as_customer = await gql(client, query, headers=customer.headers)
+    anonymous = await gql(client, query)
+
+    # then
+    assert as_staff["products"]["nodes"] == [
+        {"name": "Draft", "isPublished": False, "stock": hidden.stock},
+        {"name": "Live", "isPublished": True, "stock": shown.stock},
+    ]
+    assert hidden_by_node["node"] == {"name": "Draft", "isPublished": False}
+    assert (
+        as_customer["products"]["nodes"]
+        == anonymous["products"]["nodes"]
+        == [{"name": "Live", "isPublished": None, "stock": None}]
+    )
 
 
 async def test_product_needs_exactly_one_of_id_and_slug(client: AsyncClient) -> None:
