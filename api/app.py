@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 
+import strawberry
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -37,16 +38,6 @@ from tasks.jobs import Runtime
 
 logger = structlog.get_logger("api.app")
 RequestHandler = Callable[[Request], Awaitable[Response]]
-
-
-async def _refuse(request: Request, exc: Exception) -> Response:
-    # Every HTTPException (routing's 404 and 405, a dependency's refusal) gets the GraphQL error shape.
-    if not isinstance(exc, HTTPException):
-        raise exc
-    refusal = HTTPRefusal(exc.status_code, exc.detail, headers=exc.headers)
-    return refusal_response(request.scope, refusal)
-
-
 # What a browser app may send (credentials, JSON, the CSRF-prevention headers of api/http.py) and read.
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", *PREFLIGHT_HEADERS]
 CORS_EXPOSED_HEADERS = [
@@ -63,6 +54,14 @@ REDIS_MAX_CONNECTIONS = 100
 REDIS_POOL_TIMEOUT_SECONDS = 5.0
 
 
+async def _refuse(request: Request, exc: Exception) -> Response:
+    # Every HTTPException (routing's 404 and 405, a dependency's refusal) gets the GraphQL error shape.
+    if not isinstance(exc, HTTPException):
+        raise exc
+    refusal = HTTPRefusal(exc.status_code, exc.detail, headers=exc.headers)
+    return refusal_response(request.scope, refusal)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; the engine lives in the lifespan, created and disposed with it."""
     settings = settings or get_settings()
@@ -70,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_validation_work(settings.query_max_validation_work)
     # Read once, before serving: with TRUSTED_DOCUMENTS_ONLY a missing or broken manifest stops start-up here.
     manifest = trusted_documents(settings)
+    router = create_graphql_router(settings)
+    schema = cast("strawberry.Schema", router.schema)._schema
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.rate_limits = RateLimits(create_limit_storage(settings, redis), settings)
-        app.state.persisted_operations = PersistedOperations(create_document_store(settings, redis), manifest, settings)
+        store = create_document_store(settings, redis)
+        app.state.persisted_operations = PersistedOperations(store, manifest, settings, schema)
         app.state.events = create_event_bus(settings, redis)
         app.state.tasks = task_broker(settings)
         app.state.after_commit = after_commit(app.state.events, app.state.tasks)
@@ -119,12 +121,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 fix="run `make install` (python -m api.graphiql downloads them from the npm registry)",
             )
         graphiql.mount(app)
-    app.include_router(create_graphql_router(settings), prefix="/graphql")
+    app.include_router(router, prefix="/graphql")
     # After GET and POST: any method those do not take (PUT, DELETE, HEAD...) ends here. An ASGI app
     # as endpoint takes every method (a request handler would take GET only), but add_route's type
     # names request handlers only.
     app.add_route("/graphql", cast("RequestHandler", MethodNotAllowed()), include_in_schema=False)
     app.add_exception_handler(HTTPException, _refuse)
+    _add_middleware(app, settings)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Added last = outermost. In order of arrival: the client address from trusted proxies, request id
     # (so every later line has it), access log, security headers (on every answer, the 500 too),
     # exception handling, Prometheus timing, CORS (so a 429 or 413 carries its headers), the /graphql
@@ -148,7 +155,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    return app
 
 
 @asynccontextmanager

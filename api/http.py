@@ -49,10 +49,12 @@ NOT_AN_OBJECT = (
 class HTTPRefusal(Exception):  # noqa: N818 - a refusal is an answer, not an error of ours
     """A request refused before any GraphQL operation ran; answered as a GraphQL-shaped error."""
 
-    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, headers: Mapping[str, str] | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = CODE_BY_STATUS.get(status, BAD_REQUEST if status < 500 else "INTERNAL_SERVER_ERROR")
+        self.code = code or CODE_BY_STATUS.get(status, BAD_REQUEST if status < 500 else "INTERNAL_SERVER_ERROR")
         self.message = message
         self.headers = dict(headers or {})
 
@@ -96,7 +98,8 @@ def refusal_response(scope: Scope, refusal: HTTPRefusal) -> Response:
     return Response(
         refusal_body(refusal.message, refusal.code, request_id),
         status_code=refusal.status,
-        headers=refusal.headers,
+        # A refusal is about this request (a 404 or 405 is otherwise cacheable by heuristics).
+        headers={"cache-control": "private, no-store", **refusal.headers},
         media_type=negotiate_media_type(headers.get("accept")),
     )
 

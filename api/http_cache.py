@@ -1,5 +1,7 @@
 """HTTP caching of GraphQL answers (RFC 9110, 9111): Cache-Control, Vary, a strong ETag, and 304.
 
+Only a public answer (below) carries an ETag and may be answered 304.
+
 The schema says which answers any cache may keep (schema/extensions/cache_control.py marks them
 `public, max-age=N`); here the edge has the last word. It keeps that mark only on a GET answered
 200 without errors to a request that carried no credential, and answers everything else
@@ -73,11 +75,13 @@ def settle(request_method: str, request_headers: Headers, response: Response, *,
         and not carries_credentials(request_headers)
         and response.headers.get("cache-control", "").startswith("public")
     )
-    if not shared:
-        response.headers["cache-control"] = NOT_STORED
     add_vary(response.headers, *VARY)
-    if request_method != "GET" or response.status_code != 200:
+    if not shared:
+        # Not stored, so never revalidated: no ETag (nor the hashing of a body that changes every time).
+        response.headers["cache-control"] = NOT_STORED
         return response
     etag = strong_etag(response.headers.get("content-type", ""), bytes(response.body))
     response.headers["etag"] = etag
-    return not_modified(response) if none_match(request_headers.get("if-none-match"), etag) else response
+    # Several If-None-Match lines are one list (RFC 9110 §5.3).
+    if_none_match = ", ".join(request_headers.getlist("if-none-match"))
+    return not_modified(response) if none_match(if_none_match, etag) else response

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
-from graphql import GraphQLError, parse
+from graphql import GraphQLError, GraphQLSchema, parse, validate
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -43,8 +43,9 @@ UNSUPPORTED_VERSION = "Unsupported persisted query version; this server speaks v
 BAD_PERSISTED_QUERY = '`extensions.persistedQuery` must be {"version": 1, "sha256Hash": "<64 hex digits>"}.'
 BAD_DOCUMENT_ID = '`documentId` must be "sha256:<64 lower-case hex digits>" (or the 64 hex digits alone).'
 ONE_DOCUMENT_ONLY = "Name the document once: `documentId`, or `query` with or without `extensions.persistedQuery`."
-# Never kept by a cache: the same request succeeds once the document is registered or deployed.
-NOT_CACHEABLE = {"cache-control": "no-store"}
+BAD_QUERY_TYPE = "`query` must be a string and `extensions` an object."
+# What one entry of the in-process store costs besides its text: the key, the dict slot, two str headers.
+MEMORY_ENTRY_OVERHEAD_BYTES = 256
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _SHA256_ANY_CASE = re.compile(r"[0-9a-fA-F]{64}")
@@ -76,28 +77,22 @@ class PersistedQueryError(Exception):
         self.message = message
 
     def refusal(self, accept: str | None) -> HTTPRefusal:
-        """Answer this error over HTTP for a client that sent this Accept header.
-
-        A malformed persisted request (bad hash, version or id) is a 400 BAD_REQUEST, as Apollo
-        Server answers it. The other two are request errors, answered as the router answers those:
-        200 with application/json (GraphQL over HTTP: "SHOULD use 200" for a well-formed request;
-        Apollo Server 4 sends PersistedQueryNotFound with 200 and an uncacheable header), a 4xx with
-        application/graphql-response+json (the spec's MUST for a response without `data`): 404
-        for an unknown document, 400 for one not in the list. Never 400 for a miss: before
-        apollographql/apollo-client#10806 (3.7.16) its PersistedQueryLink turned persisted queries
-        off for good on a 400 or 500. Apollo Client 3 sends `Accept: */*` and gets the 200; Apollo
-        Client 4 names graphql-response+json first and reads the errors of the 404's body (#9410);
-        either way the link sends the text next, as the protocol expects.
-        """
+        """Answer this error over HTTP for a client that sent this Accept header."""
+        # A malformed persisted request (bad hash, version or id) is a 400 BAD_REQUEST, as Apollo
+        # Server answers it. The other two are request errors, answered as the router answers those:
+        # 200 with application/json (GraphQL over HTTP: "SHOULD use 200" for a well-formed request;
+        # Apollo Server 4 sends PersistedQueryNotFound with 200), a 4xx with graphql-response+json
+        # (the spec's MUST for a response without `data`): 404 for an unknown document, 400 for one
+        # not in the list. Never 400 for a miss: before apollographql/apollo-client#10806 (3.7.16)
+        # its PersistedQueryLink turned persisted queries off for good on a 400 or 500; Apollo
+        # Client 4 names graphql-response+json first and reads the errors of the 404's body (#9410).
         if self.code == BAD_REQUEST:
             status = 400
         elif negotiate_media_type(accept) == GRAPHQL_RESPONSE_JSON:
             status = 404 if self.code == PERSISTED_QUERY_NOT_FOUND else 400
         else:
             status = 200
-        refusal = HTTPRefusal(status, self.message, headers=NOT_CACHEABLE)
-        refusal.code = self.code
-        return refusal
+        return HTTPRefusal(status, self.message, code=self.code)
 
 
 def sha256_hex(document: str) -> str:
@@ -114,7 +109,7 @@ class DocumentStore(Protocol):
 
 
 class MemoryDocumentStore:
-    """This process's APQ documents, least recently used first out past `max_bytes` of UTF-8 text."""
+    """This process's APQ documents, least recently used first out past `max_bytes` (text and bookkeeping)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -131,14 +126,18 @@ class MemoryDocumentStore:
         if sha256 in self._documents:
             self._documents.move_to_end(sha256)
             return
-        size = len(document.encode())
+        size = _entry_size(document)
         if size > self.max_bytes:
             return
         self._documents[sha256] = document
         self.size += size
         while self.size > self.max_bytes:
             _, evicted = self._documents.popitem(last=False)
-            self.size -= len(evicted.encode())
+            self.size -= _entry_size(evicted)
+
+
+def _entry_size(document: str) -> int:
+    return MEMORY_ENTRY_OVERHEAD_BYTES + len(document.encode())
 
 
 class RedisDocumentStore:
@@ -249,11 +248,15 @@ def _document_id_hash(document_id: object) -> str:
 class PersistedOperations:
     """Turn a request that names its document (APQ hash, `documentId`) into one that carries it; enforce the mode."""
 
-    def __init__(self, store: DocumentStore, manifest: Mapping[str, str], settings: Settings) -> None:
+    def __init__(
+        self, store: DocumentStore, manifest: Mapping[str, str], settings: Settings, schema: GraphQLSchema
+    ) -> None:
         self.store = store
         self.manifest = manifest
+        self.schema = schema
         self.trusted_only = settings.trusted_documents_only
         self.max_tokens = settings.query_max_tokens
+        self.max_document_bytes = settings.apq_max_document_bytes
 
     async def resolve_request(
         self, request: GraphQLRequestData, params: Mapping[str, Any], accept: str | None
@@ -267,6 +270,9 @@ class PersistedOperations:
 
     async def resolve(self, query: str | None, extensions: Mapping[str, Any] | None, document_id: object) -> str | None:
         """Return the text to run for a request's `query`, `extensions` and `documentId`; raise PersistedQueryError."""
+        # Over HTTP the request's shape is checked already; a WebSocket `subscribe` payload is not.
+        if not isinstance(query, str | None) or not isinstance(extensions, Mapping | None):
+            raise PersistedQueryError(BAD_REQUEST, BAD_QUERY_TYPE)
         sha256 = _persisted_query_hash(extensions)
         if document_id is not None:
             if query is not None or sha256 is not None:
@@ -302,11 +308,16 @@ class PersistedOperations:
             raise PersistedQueryError(PERSISTED_QUERY_NOT_IN_LIST, NOT_IN_LIST_MESSAGE)
 
     async def _register(self, sha256: str, query: str) -> None:
-        # Kept only if it parses within QUERY_MAX_TOKENS (the body limit bounds its bytes): a store is
-        # no place for documents that could never run. The execution then reports what is wrong.
+        # Kept only when it could run: within APQ_MAX_DOCUMENT_BYTES and QUERY_MAX_TOKENS, and valid
+        # against the schema. The store (Redis, shared with the rate limits) holds no junk anyone can
+        # send; the execution that follows reports what is wrong with a document left out.
+        if len(query.encode()) > self.max_document_bytes:
+            return
         try:
-            parse(query, no_location=True, max_lexical_tokens=self.max_tokens, max_comments=self.max_tokens)
+            document = parse(query, no_location=True, max_lexical_tokens=self.max_tokens, max_comments=self.max_tokens)
         except GraphQLError:
+            return
+        if validate(self.schema, document):
             return
         await self.store.put(sha256, query)
         PERSISTED_QUERIES.labels("registered").inc()

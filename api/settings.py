@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # Redis (renewed on each use) when REDIS_URL is set, else in an in-process LRU of this many bytes.
     apq_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     apq_cache_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # A document larger than this is run but not kept (Redis is shared with the rate limits).
+    apq_max_document_bytes: int = Field(default=32 * 1024, ge=256)
     # Only the manifest's documents run ({sha256 hex of the UTF-8 text: text}, read once at start-up,
     # which fails if it is missing or an entry does not hash). GraphiQL cannot work in this mode (it
     # sends free-form text), so it is off by default and GRAPHIQL=true is refused; introspection
@@ -241,9 +243,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_graphiql_with_trusted_documents(self) -> Self:
+    def _refuse_free_form_paths_with_trusted_documents(self) -> Self:
         if self.trusted_documents_only and self.graphiql:
             msg = "GRAPHIQL cannot be on with TRUSTED_DOCUMENTS_ONLY: GraphiQL sends free-form queries"
+            raise ValueError(msg)
+        if self.trusted_documents_only and self.ws_legacy_protocol:
+            msg = "WS_LEGACY_PROTOCOL cannot be on with TRUSTED_DOCUMENTS_ONLY: the legacy protocol runs any document"
             raise ValueError(msg)
         return self
 

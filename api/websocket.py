@@ -52,11 +52,7 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
         async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
-            if (
-                isinstance(message, dict)
-                and message.get("type") == "connection_init"
-                and message.get("payload", 0) is None
-            ):
+            if _is_init_with_null_payload(message):
                 message = {key: value for key, value in message.items() if key != "payload"}
             yield message
 

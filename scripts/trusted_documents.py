@@ -12,7 +12,6 @@ is not what the operations give.
 """
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,8 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
+
+from api.persisted import sha256_hex
 
 ROOT = Path(__file__).resolve().parent.parent
 SDL_PATH = ROOT / "schema" / "schema.graphql"
@@ -104,7 +105,7 @@ def documents(document: DocumentNode) -> dict[str, str]:
 
 def manifest(texts: Iterable[str]) -> dict[str, str]:
     """Key each document text by the lowercase hex SHA-256 of its UTF-8 bytes."""
-    return {hashlib.sha256(text.encode()).hexdigest(): text for text in texts}
+    return {sha256_hex(text): text for text in texts}
 
 
 def render(entries: Mapping[str, str]) -> str:

@@ -100,8 +100,11 @@ async def metric(base_url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-async def wait_for_metric(base_url: str, name: str, value: float) -> None:
-    """Wait until the server reports `value` for a metric (e.g. subscriptions established); poll /metrics."""
+async def wait_for_metric(base_url: str, name: str, value: float, *, at_most: bool = False) -> None:
+    """Wait until the server reports `value` for a metric (or no more, `at_most`); poll /metrics."""
     async with asyncio.timeout(CLIENT_SECONDS):
-        while await metric(base_url, name) != value:  # noqa: ASYNC110 - polling another process
+        while True:
+            current = await metric(base_url, name)
+            if current == value or (at_most and current < value):
+                return
             await asyncio.sleep(0.05)

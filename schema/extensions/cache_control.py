@@ -11,7 +11,8 @@ once per (document, operation name), in a bounded LRU beside the parser's and va
 
 A shared cache may keep an answer (`Cache-Control: public, max-age=N`) only when it answers an
 anonymous GET query without any error and its policy is PUBLIC with a maxAge above 0. The edge
-(api/graphql.py) answers everything else `private, no-store`.
+(api/http_cache.py `settle`) has the last word: it keeps that mark only for a request without
+credentials, and answers everything else `private, no-store`.
 """
 
 from collections.abc import Iterator

@@ -122,6 +122,7 @@ async def test_other_methods_are_method_not_allowed(client: AsyncClient, method:
 
     # then
     assert _refusal(response) == (405, "METHOD_NOT_ALLOWED", "req-4")
+    assert response.headers["cache-control"] == "private, no-store"  # a 405 is otherwise cacheable by heuristics
     assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "POST"}
 
 

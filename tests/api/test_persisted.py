@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
 from api.http import GRAPHQL_RESPONSE_JSON
-from api.persisted import MemoryDocumentStore, sha256_hex
+from api.persisted import MEMORY_ENTRY_OVERHEAD_BYTES, MemoryDocumentStore, sha256_hex
 from api.settings import Settings
 from tests import factories
 from tests.persisted import get, persisted, post, refusal
@@ -163,19 +163,49 @@ async def test_a_document_beyond_the_token_limit_is_not_kept(client: AsyncClient
 
 
 async def test_the_memory_store_forgets_the_least_recently_used_past_its_size() -> None:
-    # given
-    store = MemoryDocumentStore(max_bytes=12)
+    # given: room for two small entries, each charged its bookkeeping as well as its text
+    store = MemoryDocumentStore(max_bytes=2 * MEMORY_ENTRY_OVERHEAD_BYTES + 12)
     await store.put("a", "{ a a }")
     await store.put("b", "{ b }")
 
     # when: "a" is read, so "b" is now the least recently used
     await store.get("a")
     await store.put("c", "{ c }")
-    await store.put("big", "{ " + "x " * 10 + "}")
+    await store.put("big", "{ " + "x " * 2 * MEMORY_ENTRY_OVERHEAD_BYTES + "}")
 
     # then
     assert [await store.get(key) for key in ("a", "b", "c", "big")] == ["{ a a }", None, "{ c }", None]
-    assert store.size == len("{ a a }{ c }")
+    assert store.size == 2 * MEMORY_ENTRY_OVERHEAD_BYTES + len("{ a a }{ c }")
+
+
+async def test_the_memory_store_counts_entries_not_only_their_text() -> None:
+    # given: a budget of 64 KiB, and tiny documents (their text alone would fit by the thousand)
+    store = MemoryDocumentStore(max_bytes=64 * 1024)
+
+    # when
+    for n in range(10_000):
+        await store.put(f"{n:064x}", "{a}")
+
+    # then
+    assert store.size <= 64 * 1024
+    assert await store.get(f"{0:064x}") is None
+    assert await store.get(f"{9_999:064x}") == "{a}"
+
+
+@pytest.mark.parametrize(
+    ("document", "why"),
+    [
+        ("{ nonsense }", "invalid against the schema"),
+        ("{ __typename } # " + "x" * 40 * 1024, "over APQ_MAX_DOCUMENT_BYTES"),
+    ],
+)
+async def test_only_a_document_that_could_run_is_kept(client: AsyncClient, document: str, why: str) -> None:
+    # when
+    await post(client, {"query": document, "extensions": persisted(document)})
+    by_hash = await post(client, {"extensions": persisted(document)})
+
+    # then
+    assert refusal(by_hash) == (200, "PERSISTED_QUERY_NOT_FOUND"), why
 
 
 @pytest.fixture

@@ -177,7 +177,7 @@ async def test_a_server_process_with_a_bad_manifest_exits_naming_it(settings: Se
     assert f"TRUSTED_DOCUMENTS_MANIFEST {str(path)!r}: the entry {sha256_hex(FREE_FORM)}" in stderr.decode()
 
 
-def test_graphiql_is_off_in_the_mode_and_cannot_be_turned_on(manifest: Path) -> None:
+def test_graphiql_is_off_in_the_mode_and_neither_it_nor_the_legacy_websocket_protocol_can_be_on(manifest: Path) -> None:
     # when
     trusted = Settings(trusted_documents_only=True, trusted_documents_manifest=manifest, _env_file=None)
 
@@ -185,3 +185,5 @@ def test_graphiql_is_off_in_the_mode_and_cannot_be_turned_on(manifest: Path) -> 
     assert not trusted.graphiql_enabled
     with pytest.raises(ValidationError, match="GRAPHIQL cannot be on with TRUSTED_DOCUMENTS_ONLY"):
         Settings(trusted_documents_only=True, graphiql=True, _env_file=None)
+    with pytest.raises(ValidationError, match="WS_LEGACY_PROTOCOL cannot be on with TRUSTED_DOCUMENTS_ONLY"):
+        Settings(trusted_documents_only=True, ws_legacy_protocol=True, _env_file=None)

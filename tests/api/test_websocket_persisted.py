@@ -58,6 +58,10 @@ async def test_trusted_mode_runs_manifest_documents_and_refuses_free_form_text_o
         trusted_text = await _answer(ws, "text", {"query": TRUSTED})
         free_form = await _answer(ws, "free", {"query": FREE_FORM})
         unknown = await _answer(ws, "unknown", {"documentId": f"sha256:{sha256_hex(FREE_FORM)}"})
+        malformed = [
+            await _answer(ws, "bad-extensions", {"query": TRUSTED, "extensions": ["not", "an", "object"]}),
+            await _answer(ws, "bad-query", {"query": 42}),
+        ]
         after = await _answer(ws, "after", {"query": TRUSTED})
 
     # then
@@ -67,3 +71,4 @@ async def test_trusted_mode_runs_manifest_documents_and_refuses_free_form_text_o
     assert free_form["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
     assert unknown["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
     assert free_form["payload"][0]["extensions"]["requestId"]
+    assert [answer["payload"][0]["extensions"]["code"] for answer in malformed] == ["BAD_REQUEST"] * 2
