@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     # The HTTP edge (README "HTTP behaviour"). None means "the mode's default" (see the properties).
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     graphql_suggestions: bool | None = None
+    # Compiled execution of queries (schema/compiled/); false is the kill switch: graphql-core runs everything.
+    graphql_compiled: bool = True
     metrics_allowed_ips: Annotated[list[Network] | None, NoDecode] = None
 
     # Persisted operations (README "Persisted operations", api/persisted.py). APQ documents live in

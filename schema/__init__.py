@@ -21,6 +21,8 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from schema import metrics
+from schema.compiled.extension import CompiledExecution
+from schema.compiled.plan import PlanCache
 from schema.context import Context
 from schema.extensions.cache_control import SharedCachePolicy
 from schema.extensions.credentials import RefuseUntrustedCredentials
@@ -40,6 +42,7 @@ from schema.webhooks.mutations import WebhooksMutation
 from schema.webhooks.queries import WebhooksQuery
 
 DOCUMENT_CACHE_SIZE = 512
+PLAN_CACHE_SIZE = 512
 
 
 @strawberry.type(description="Read the storefront: the catalog, your account and orders, any object by id.")
@@ -130,6 +133,11 @@ class StorefrontSchema(strawberry.Schema):
         log_unexpected(errors, execution_context)
 
 
+def _wraps_resolvers(factory: Any) -> bool:
+    # An extension with a `resolve` hook is graphql-core middleware around every field: the plan has none.
+    return bool(factory()._implements_resolve())
+
+
 def build_schema(*, introspection: bool = True) -> StorefrontSchema:
     """Build the schema; `introspection=False` refuses it to every caller (IntrospectionAccess: to some)."""
     # Factories: Strawberry builds fresh extensions per request; the caches live at module level.
@@ -150,6 +158,11 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
         # Last, so it sees whether any extension before it answered instead of executing.
         MarkExecutionStarted,
     ]
+    if not any(_wraps_resolvers(extension) for extension in extensions):
+        # After everything else: a query none of them answered runs from its compiled plan (schema/compiled/).
+        # MarkExecutionStarted sees no result before it, rightly: the compiled path executes the operation.
+        plans = PlanCache(maxsize=PLAN_CACHE_SIZE)
+        extensions.append(lambda: CompiledExecution(plans))
     return StorefrontSchema(
         query=Query,
         mutation=Mutation,

@@ -50,6 +50,9 @@ class SchemaSettings(Protocol):
     @property
     def introspection_allowed_roles(self) -> frozenset[Role] | None: ...
 
+    @property
+    def graphql_compiled(self) -> bool: ...
+
 
 class RateLimitSettings(Protocol):
     @property

@@ -1,0 +1,303 @@
+"""Compile a validated query into a plan: per selection level, the fields, how each is read and completed.
+
+The plan of a (document, operation name) holds, for each object type and selection, the fields
+graphql-core's own `collect_fields` collects (aliases, fragments, `@skip`/`@include`), in the same
+order, and decides once per field:
+- a plain field (no resolver, no permission classes: Strawberry's `_is_default` resolver) is read
+  with `getattr`, as Strawberry's default resolver does;
+- `__typename` is the parent type's name;
+- a field with a resolver and no field extensions (permission classes) calls that resolver as Strawberry
+  would, with the same Strawberry `Info` and converted arguments, without Strawberry's per-call wrapping;
+- any other field calls its real (Strawberry-wrapped) resolver with graphql-core's own resolve info;
+- its value is completed by a `Completion` tree (non-null, list, leaf, object, abstract type) that
+  follows graphql-core's `complete_value`.
+
+`@skip`/`@include` depend on variables, so a plan is kept per value of the variables they name.
+Anything a plan cannot express raises `NotCompilable`: the operation runs through graphql-core.
+"""
+
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DirectiveNode,
+    DocumentNode,
+    FieldNode,
+    GraphQLBoolean,
+    GraphQLField,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLString,
+    OperationDefinitionNode,
+    VariableNode,
+    Visitor,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    visit,
+)
+from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
+from graphql.execution.executor import Executor
+from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
+from strawberry.types.field import StrawberryField
+from strawberry.types.fields.resolver import StrawberryResolver
+
+# A field declared with `metadata={NOT_COMPILABLE: True}` sends every operation selecting it to graphql-core.
+NOT_COMPILABLE = "graphql_not_compilable"
+DEFINITION_BACKREF = "strawberry-definition"  # Strawberry's GraphQLCoreConverter.DEFINITION_BACKREF
+
+ATTRIBUTE, RESOLVER, TYPENAME, DIRECT = 0, 1, 2, 3
+NON_NULL, LIST, LEAF, OBJECT, ABSTRACT = 0, 1, 2, 3, 4
+
+
+# graphql-core's String and ID coercion returns a str as it is, Boolean's a bool; Int's an int in range.
+BUILT_IN = (GraphQLString, GraphQLID, GraphQLBoolean, GraphQLInt)
+PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Int": int}
+
+
+class NotCompilable(Exception):  # noqa: N818 - a verdict, not a failure
+    """The operation selects something the compiled path does not run (introspection, a marked field)."""
+
+
+@dataclass(slots=True, eq=False)
+class Completion:
+    """How a field's value of one GraphQL type is completed, as graphql-core's `complete_value` does."""
+
+    kind: int
+    type: Any
+    inner: "Completion | None" = None
+    # OBJECT: the selection on the type; ABSTRACT: per runtime type name, compiled when first met.
+    selection: "Selection | None" = None
+    by_type: dict[str, "Selection"] = field(default_factory=dict)
+    details: list[FieldDetails] = field(default_factory=list)
+    # Whether completing a value of this type places objects (so it needs a response path).
+    composite: bool = False
+    # LEAF of a built-in scalar: the one Python type its coercion hands back unchanged (None: always coerce).
+    passthrough: type | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bindings:
+    """What of the Strawberry schema the plans read fields and call resolvers with."""
+
+    # Strawberry's default resolver is `getattr` (its StrawberryConfig default).
+    plain_getattr: bool
+    # No exception handlers (Strawberry wraps fields in them otherwise): resolvers may be called directly.
+    direct: bool
+    info_class: type[Any]
+    config: Any
+    scalar_registry: Mapping[object, Any]
+
+
+@dataclass(slots=True, eq=False)
+class Direct:
+    """A resolver called directly, with its reserved parameters as Strawberry's `get_arguments` fills them in."""
+
+    field: StrawberryField
+    resolver: StrawberryResolver[Any]
+    self_parameter: bool
+    parent: str | None
+    root: str | None
+    info: str | None
+
+
+@dataclass(slots=True, eq=False)
+class FieldPlan:
+    key: str
+    kind: int
+    definition: GraphQLField
+    nodes: list[FieldNode]
+    details: list[FieldDetails]
+    attribute: str
+    has_arguments: bool
+    completion: Completion
+    # A leaf or non-null leaf: completed without a response path.
+    leaf: bool
+    direct: Direct | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Selection:
+    """The fields selected on one object type at one place of the document."""
+
+    type: GraphQLObjectType
+    fields: list[FieldPlan]
+
+
+class Compiler:
+    """Build `Selection`s with graphql-core's field collection, for one executor's fragments and variables."""
+
+    def __init__(self, executor: Executor[Any], bindings: Bindings) -> None:
+        self.executor = executor
+        self.bindings = bindings
+
+    def root(self) -> Selection:
+        executor = self.executor
+        operation = executor.operation
+        root_type = executor.schema.query_type
+        if operation.operation.value != "query" or root_type is None:
+            raise NotCompilable(operation.operation.value)
+        collected = collect_fields(
+            executor.schema,
+            executor.fragments,
+            executor.variable_values,
+            root_type,
+            operation,
+            executor.hide_suggestions,
+        )
+        if collected.new_defer_usages:
+            raise NotCompilable("@defer")
+        return self._selection(root_type, collected.grouped_field_set)
+
+    def sub_selection(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> Selection:
+        executor = self.executor
+        collected = collect_subfields(
+            executor.schema,
+            executor.fragments,
+            executor.variable_values,
+            executor.operation,
+            object_type,
+            details,
+            executor.hide_suggestions,
+        )
+        if collected.new_defer_usages:
+            raise NotCompilable("@defer")
+        return self._selection(object_type, collected.grouped_field_set)
+
+    def _selection(self, object_type: GraphQLObjectType, grouped: Mapping[str, list[FieldDetails]]) -> Selection:
+        plans = []
+        for key, details in grouped.items():
+            plan = self._field(object_type, key, details)
+            if plan is not None:
+                plans.append(plan)
+        return Selection(object_type, plans)
+
+    def _field(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan | None:
+        if any(detail.fragment_variable_values is not None for detail in details):
+            raise NotCompilable("fragment arguments")
+        nodes = [detail.node for detail in details]
+        name = nodes[0].name.value
+        definition = self.executor.schema.get_field(parent, name)
+        if definition is None:
+            return None  # graphql-core leaves an unknown field out too (validation refuses it first)
+        if definition is SchemaMetaFieldDef or definition is TypeMetaFieldDef:
+            raise NotCompilable("introspection")
+        strawberry_field = (definition.extensions or {}).get(DEFINITION_BACKREF)
+        if isinstance(strawberry_field, StrawberryField) and strawberry_field.metadata.get(NOT_COMPILABLE):
+            raise NotCompilable(f"{parent.name}.{name}")
+        has_arguments = bool(definition.args or nodes[0].arguments)
+        kind, attribute, direct = RESOLVER, "", None
+        if name == "__typename":
+            kind = TYPENAME
+        elif isinstance(strawberry_field, StrawberryField):
+            resolver = strawberry_field.base_resolver
+            if self.bindings.plain_getattr and getattr(definition.resolve, "_is_default", False) and not has_arguments:
+                kind, attribute = ATTRIBUTE, strawberry_field.python_name
+            elif self.bindings.direct and resolver is not None and not strawberry_field.extensions:
+                kind = DIRECT
+                direct = Direct(
+                    field=strawberry_field,
+                    resolver=resolver,
+                    self_parameter=resolver.self_parameter is not None,
+                    parent=resolver.parent_parameter.name if resolver.parent_parameter else None,
+                    root=resolver.root_parameter.name if resolver.root_parameter else None,
+                    info=resolver.info_parameter.name if resolver.info_parameter else None,
+                )
+        completion = self._completion(definition.type, details)
+        inner = completion.inner if completion.kind == NON_NULL else completion
+        leaf = inner is not None and inner.kind == LEAF
+        return FieldPlan(key, kind, definition, nodes, details, attribute, has_arguments, completion, leaf, direct)
+
+    def _completion(self, type_: GraphQLOutputType, details: list[FieldDetails]) -> Completion:
+        if is_non_null_type(type_):
+            inner = self._completion(type_.of_type, details)
+            return Completion(NON_NULL, type_, inner, composite=inner.composite)
+        if is_list_type(type_):
+            inner = self._completion(type_.of_type, details)
+            return Completion(LIST, type_, inner, composite=inner.composite)
+        if is_leaf_type(type_):
+            return Completion(LEAF, type_, passthrough=PASSTHROUGH.get(type_.name) if type_ in BUILT_IN else None)
+        if is_object_type(type_):
+            return Completion(OBJECT, type_, selection=self.sub_selection(type_, details), composite=True)
+        if is_abstract_type(type_):
+            return Completion(ABSTRACT, type_, details=details, composite=True)
+        raise NotCompilable(str(type_))  # pragma: no cover - every output type is one of the above
+
+
+def directive_variables(document: DocumentNode) -> tuple[str, ...]:
+    """Name the variables the document's `@skip`/`@include` read (so a plan is kept per their values)."""
+    names: list[str] = []
+
+    class _Directives(Visitor):
+        def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
+            if node.name.value in ("skip", "include"):
+                for argument in node.arguments or ():
+                    if isinstance(argument.value, VariableNode) and argument.value.name.value not in names:
+                        names.append(argument.value.name.value)
+
+    visit(document, _Directives())
+    return tuple(names)
+
+
+def _frozen(value: Any) -> Hashable:
+    if isinstance(value, dict):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    return value if isinstance(value, Hashable) else repr(value)
+
+
+@dataclass(slots=True, eq=False)
+class DocumentPlans:
+    """The plans of one (document, operation name): one per value of the `@skip`/`@include` variables."""
+
+    variables: tuple[str, ...]
+    # None: the operation is not compilable with these values (introspection, a mutation, ...).
+    roots: "OrderedDict[Hashable, Selection | None]" = field(default_factory=OrderedDict)
+
+
+class PlanCache:
+    """A bounded LRU of plans by (document text, operation name), then by `@skip`/`@include` values."""
+
+    PER_DOCUMENT = 16
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._documents: OrderedDict[tuple[str, str | None], DocumentPlans] = OrderedDict()
+
+    def root(
+        self, query: str, operation: OperationDefinitionNode, executor: Executor[Any], bindings: Bindings
+    ) -> Selection:
+        """The root selection for this executor's variables; raises NotCompilable (remembered) when there is none."""
+        name = operation.name.value if operation.name else None
+        key = (query, name)
+        plans = self._documents.get(key)
+        if plans is None:
+            document = DocumentNode(definitions=(operation, *executor.fragment_definitions.values()))
+            plans = DocumentPlans(directive_variables(document))
+            self._documents[key] = plans
+            if len(self._documents) > self.maxsize:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(key)
+        coerced = executor.variable_values.coerced
+        values = tuple(_frozen(coerced.get(variable)) for variable in plans.variables)
+        if values in plans.roots:
+            root = plans.roots[values]
+        else:
+            try:
+                root = Compiler(executor, bindings).root()
+            except NotCompilable:
+                root = None
+            plans.roots[values] = root
+            if len(plans.roots) > self.PER_DOCUMENT:
+                plans.roots.popitem(last=False)
+        if root is None:
+            raise NotCompilable(name or "anonymous")
+        return root

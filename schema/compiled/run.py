@@ -1,0 +1,300 @@
+"""Run a compiled plan: one selection level at a time, for all the objects of that level together.
+
+Per level, every field of every object is read (an attribute) or resolved (its resolver, with
+graphql-core's own resolve info); the awaitables of the whole level are gathered at once, so the
+loaders batch as they do under graphql-core, and a value already loaded (warmed, joined) costs no
+awaitable at all. Values are completed into plain dicts and lists, in graphql-core's field order.
+
+This path serves the operations that succeed. At the first sign of anything else (a resolver that
+raises, a null where the schema promises a value, a value graphql-core would refuse) it gives up
+with `Bail`, and the operation runs again through graphql-core, which reports it with every error's
+path, locations and null propagation exactly as always. Queries only: running one twice reads twice.
+"""
+
+import asyncio
+from collections.abc import Awaitable
+from decimal import Decimal
+from typing import Any, cast
+
+from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT, GraphQLObjectType, GraphQLResolveInfo, is_object_type
+from graphql.execution.executor import Executor
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, Undefined, is_iterable
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.unset import UNSET
+
+from schema.compiled.plan import (
+    ABSTRACT,
+    ATTRIBUTE,
+    DIRECT,
+    LEAF,
+    LIST,
+    NON_NULL,
+    OBJECT,
+    TYPENAME,
+    Bindings,
+    Compiler,
+    Completion,
+    FieldPlan,
+    Selection,
+)
+
+ResolveInfo = GraphQLResolveInfo[Any]
+# Argument values a resolver cannot change in place (UNSET: Strawberry's mark of an argument left out).
+IMMUTABLE = frozenset({type(None), bool, int, float, str, Decimal, type(UNSET)})
+
+
+class Bail(Exception):  # noqa: N818 - a verdict, not a failure
+    """The compiled path gives this operation back to graphql-core."""
+
+
+# One object to fill: its selection, its source value, the dict its fields go into, its response path.
+Task = tuple[Selection, Any, dict[str, Any], Path | None]
+# One awaited value: the dict and key it goes to, the field, its parent type, the field's path and info.
+Pending = tuple[dict[str, Any], FieldPlan, GraphQLObjectType, Path, ResolveInfo]
+
+
+class Run:
+    """One operation's compiled execution, against graphql-core's executor of it (variables, fragments)."""
+
+    def __init__(self, executor: Executor[Any], bindings: Bindings) -> None:
+        self.executor = executor
+        self.bindings = bindings
+        self.is_awaitable = executor.is_awaitable
+        self._arguments: dict[int, dict[str, Any]] = {}
+        self._converted: dict[int, dict[str, Any]] = {}
+
+    async def execute(self, root: Selection) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        tasks: list[Task] = [(root, self.executor.root_value, data, None)]
+        while tasks:
+            tasks = await self._level(tasks)
+        return data
+
+    async def _level(self, tasks: list[Task]) -> list[Task]:
+        following: list[Task] = []
+        waiting: list[Awaitable[Any]] = []
+        pending: list[Pending] = []
+        try:
+            for selection, source, out, path in tasks:
+                self._fields(selection, source, out, path, following, waiting, pending)
+        except Exception as exc:
+            _abandon(waiting)
+            raise Bail from exc
+        if not waiting:
+            return following
+        values = await asyncio.gather(*waiting, return_exceptions=True)
+        for value in values:
+            if isinstance(value, BaseException):
+                raise Bail from value
+        try:
+            for (out, plan, parent, field_path, info), value in zip(pending, values, strict=True):
+                out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
+        except Exception as exc:
+            raise Bail from exc
+        return following
+
+    def _fields(
+        self,
+        selection: Selection,
+        source: Any,
+        out: dict[str, Any],
+        path: Path | None,
+        following: list[Task],
+        waiting: list[Awaitable[Any]],
+        pending: list[Pending],
+    ) -> None:
+        parent = selection.type
+        for plan in selection.fields:
+            kind = plan.kind
+            if kind == ATTRIBUTE:
+                value = getattr(source, plan.attribute)
+                if plan.leaf:
+                    out[plan.key] = _leaf(plan.completion, value)
+                else:
+                    field_path = Path(path, plan.key, parent.name)
+                    out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, None, following)
+                continue
+            if kind == TYPENAME:
+                out[plan.key] = parent.name
+                continue
+            field_path = Path(path, plan.key, parent.name)
+            info = self.executor.build_resolve_info(plan.definition, plan.nodes, parent, field_path)
+            if kind == DIRECT:
+                value = self._call(plan, source, info)
+            else:
+                resolve = plan.definition.resolve or self.executor.field_resolver
+                value = resolve(source, info, **self._arguments_of(plan))
+            if self.is_awaitable(value):
+                out[plan.key] = None  # keeps the key's place in the response; filled in once awaited
+                waiting.append(value)
+                pending.append((out, plan, parent, field_path, info))
+            else:
+                out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
+
+    def _call(self, plan: FieldPlan, source: Any, raw_info: ResolveInfo) -> Any:
+        """Call a resolver without field extensions as Strawberry's `from_resolver` does, minus its wrapping."""
+        direct, bindings = plan.direct, self.bindings
+        if direct is None:
+            raise Bail  # pragma: no cover - the compiler makes every DIRECT field so
+        info = bindings.info_class(_raw_info=raw_info, _field=direct.field)
+        kwargs: dict[str, Any] = {}
+        if plan.has_arguments:
+            converted = self._converted.get(id(plan))
+            if converted is None:
+                arguments = self._arguments_of(plan)
+                kwargs = convert_arguments(
+                    arguments,
+                    direct.field.arguments,
+                    scalar_registry=bindings.scalar_registry,
+                    config=bindings.config,
+                    info=info,
+                )
+                if all(type(value) in IMMUTABLE for value in kwargs.values()):
+                    # The same for every parent, and nothing a resolver could change: converted once.
+                    self._converted[id(plan)] = kwargs
+                    kwargs = dict(kwargs)
+            else:
+                kwargs = dict(converted)
+        args = [source] if direct.self_parameter else []
+        if direct.parent is not None:
+            kwargs[direct.parent] = source
+        if direct.root is not None:
+            kwargs[direct.root] = source
+        if direct.info is not None:
+            kwargs[direct.info] = info
+        return direct.resolver(*args, **kwargs)
+
+    def _arguments_of(self, plan: FieldPlan) -> dict[str, Any]:
+        if not plan.has_arguments:
+            return {}
+        arguments = self._arguments.get(id(plan))
+        if arguments is None:
+            first = plan.details[0]
+            arguments = get_argument_values(
+                plan.definition,
+                first.node,
+                self.executor.variable_values,
+                first.fragment_variable_values,
+                self.executor.hide_suggestions,
+            )
+            self._arguments[id(plan)] = arguments
+        # Each call gets its own dict: a resolver may change the arguments it is given.
+        return dict(arguments)
+
+    def _complete(
+        self,
+        completion: Completion,
+        value: Any,
+        plan: FieldPlan,
+        parent: GraphQLObjectType,
+        path: Path,
+        info: ResolveInfo | None,
+        following: list[Task],
+    ) -> Any:
+        if isinstance(value, Exception):
+            raise Bail
+        kind = completion.kind
+        if kind == NON_NULL:
+            assert completion.inner is not None  # noqa: S101 - built so by the compiler
+            completed = self._complete(completion.inner, value, plan, parent, path, info, following)
+            if completed is None:
+                raise Bail
+            return completed
+        if value is None or value is Undefined:
+            return None
+        if kind == LEAF:
+            return _leaf(completion, value)
+        if kind == LIST:
+            inner = completion.inner
+            assert inner is not None  # noqa: S101 - built so by the compiler
+            if self.executor.is_async_iterable(value) or not is_iterable(value):
+                raise Bail
+            items = []
+            for index, item in enumerate(value):
+                if self.is_awaitable(item):
+                    raise Bail
+                item_path = Path(path, index, None) if inner.composite else path
+                items.append(self._complete(inner, item, plan, parent, item_path, info, following))
+            return items
+        if kind == OBJECT:
+            assert completion.selection is not None  # noqa: S101 - built so by the compiler
+            return self._place(completion.selection, value, path, info, following)
+        if kind == ABSTRACT:
+            return self._abstract(completion, value, plan, parent, path, info, following)
+        raise Bail  # pragma: no cover - the compiler builds no other kind
+
+    def _abstract(
+        self,
+        completion: Completion,
+        value: Any,
+        plan: FieldPlan,
+        parent: GraphQLObjectType,
+        path: Path,
+        info: ResolveInfo | None,
+        following: list[Task],
+    ) -> dict[str, Any]:
+        executor = self.executor
+        abstract = completion.type
+        if info is None:
+            info = executor.build_resolve_info(plan.definition, plan.nodes, parent, path)
+        resolve_type = abstract.resolve_type or executor.type_resolver
+        name = resolve_type(value, info, abstract)
+        if not isinstance(name, str):
+            raise Bail
+        selection = completion.by_type.get(name)
+        if selection is None:
+            runtime_type = executor.schema.get_type(name)
+            if not is_object_type(runtime_type) or not executor.schema.is_sub_type(abstract, runtime_type):
+                raise Bail
+            selection = Compiler(executor, self.bindings).sub_selection(runtime_type, completion.details)
+            completion.by_type[name] = selection
+        return self._place(selection, value, path, info, following)
+
+    def _place(
+        self,
+        selection: Selection,
+        value: Any,
+        path: Path,
+        info: ResolveInfo | None,
+        following: list[Task],
+    ) -> dict[str, Any]:
+        is_type_of = selection.type.is_type_of
+        if is_type_of is not None:
+            verdict = is_type_of(value, cast(ResolveInfo, info))  # Strawberry's ignore the info
+            if verdict is not True and (self.is_awaitable(verdict) or not verdict):
+                raise Bail
+        out: dict[str, Any] = {}
+        following.append((selection, value, out, path))
+        return out
+
+
+def _leaf(completion: Completion, value: Any) -> Any:
+    """Complete a leaf (or a non-null leaf): graphql-core's `complete_leaf_value`, or Bail where it errs."""
+    if completion.kind == NON_NULL:
+        completion = completion.inner  # type: ignore[assignment] # a non-null leaf's inner completion is the leaf
+        if value is None or value is Undefined:
+            raise Bail
+    elif value is None or value is Undefined:
+        return None
+    passthrough = completion.passthrough
+    if (
+        passthrough is not None
+        and type(value) is passthrough
+        and (passthrough is not int or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT)
+    ):
+        return value
+    if isinstance(value, Exception):
+        raise Bail
+    coerced = completion.type.coerce_output_value(value)
+    if coerced is None or coerced is Undefined:
+        raise Bail
+    return coerced
+
+
+def _abandon(waiting: list[Awaitable[Any]]) -> None:
+    """Close the coroutines a level started before it gave up (futures stay: the loaders own them)."""
+    for awaitable in waiting:
+        close = getattr(awaitable, "close", None)
+        if asyncio.iscoroutine(awaitable) and close is not None:
+            close()
