@@ -7,8 +7,9 @@ leaves `data` out when execution never began (the `execution_started` flag of th
 gets its Cache-Control, Vary and ETag here, or a 304 (api/http_cache.py).
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
@@ -243,7 +244,9 @@ def create_graphql_router(settings: Settings) -> StorefrontGraphQLRouter:
     """Build the GraphQL router for these settings (GraphiQL and introspection per mode)."""
     return StorefrontGraphQLRouter(
         build_schema(introspection=settings.introspection_enabled),
-        context_getter=get_context,
+        # A dependency with `yield` (it closes the unit of work), which FastAPI resolves to what it
+        # yields; Strawberry's annotation names plain and async functions only.
+        context_getter=cast("Callable[..., Awaitable[RequestContext]]", get_context),
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=True,
         subscription_protocols=(
