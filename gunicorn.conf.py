@@ -26,6 +26,13 @@ workers = int(_os.environ.get("WEB_CONCURRENCY", 2 * _multiprocessing.cpu_count(
 timeout = int(_os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(_os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(_os.environ.get("GUNICORN_KEEPALIVE", "5"))  # 65 behind an AWS ALB
+# One listening socket per worker (SO_REUSEPORT), bound by the worker itself (gunicorn 27's
+# arbiter binds nothing then: arbiter.py spawn_worker calls sock.create_sockets in the child), so
+# the kernel spreads new connections over the workers by a hash of their addresses. With the one
+# shared socket, whichever worker woke first accepted a whole burst of keep-alive connections
+# (the benchmark at c=50: one worker at a full core, the other mostly idle). GUNICORN_REUSE_PORT=0
+# goes back to the shared socket (tests that steer connections by pausing a worker need it).
+reuse_port = _os.environ.get("GUNICORN_REUSE_PORT", "1").strip().lower() not in {"0", "false", "no", "off"}
 # X-Forwarded-For/-Proto are believed by the app itself, from TRUSTED_PROXIES only (api/app.py);
 # the worker turns uvicorn's own proxy-header handling off (api/worker.py).
 # Recycling by request count is off: at benchmark rates 1000 requests recycled a worker every

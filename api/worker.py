@@ -10,7 +10,12 @@ A worker also recycles itself: when its resident set passes GUNICORN_MAX_WORKER_
 (checked every few seconds), or after GUNICORN_MAX_REQUESTS requests if that is set. uvicorn's
 own max-requests exit closes idle keep-alive connections at once, and a request a client is
 sending on one at that moment is lost. Instead the worker
-1. stops accepting on the shared listening socket: the other workers go on accepting from it;
+1. stops accepting: with one listening socket per worker (SO_REUSEPORT, gunicorn.conf.py) it
+   closes its own, after taking over the connections already queued on it (closing a listening
+   socket resets those), so the kernel sends new ones to the other workers' sockets. It waits
+   while its socket is the last one listening on the port (another worker recycling, its
+   replacement not bound yet): nothing would accept meanwhile, and clients would be refused.
+   With the shared socket it closes its copy and the other workers go on accepting from it;
 2. answers every further request on its open connections with `Connection: close`, so each
    client reconnects, to another worker, instead of racing a close;
 3. leaves idle connections to their own keep-alive timeout, so none is closed sooner than it
@@ -18,19 +23,25 @@ sending on one at that moment is lost. Instead the worker
 4. then shuts down as uvicorn does: closes what is still idle, gives the requests in flight the
    rest of the graceful timeout, and exits; the arbiter forks a replacement.
 Readiness stays 200 meanwhile: the instance as a whole keeps serving.
+
+With GUNICORN_REQUEST_COUNTS_DIR set (the benchmark sets it), a worker writes the number of
+requests it has served to `<dir>/<pid>` twice a second and when it exits: how the load spread
+over the workers.
 """
 
 import asyncio
+import fcntl
 import os
 import resource
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import structlog
 from fastapi import FastAPI
@@ -48,6 +59,7 @@ DEFAULT_DRAIN_SECONDS = 5.0
 # Worker RSS is about 130 MiB at the benchmark's peak: four times that is a leak, not a load.
 DEFAULT_MAX_WORKER_MEMORY_MB = 512.0
 MEMORY_CHECK_SECONDS = 5.0
+COUNT_EVERY_TICKS = 5  # uvicorn ticks every 0.1 s
 MIB = 1024 * 1024
 
 logger = structlog.get_logger("api.worker")
@@ -123,28 +135,111 @@ class RecyclePolicy:
     graceful_timeout: float  # bounds the whole recycle, as it bounds a SIGTERM
 
 
+def _queued_connections(listener: socket.socket) -> list[socket.socket]:
+    """Accept every connection waiting on a listening socket, without blocking."""
+    listener.setblocking(False)
+    accepted: list[socket.socket] = []
+    while True:
+        try:
+            connection, _address = listener.accept()
+        except ConnectionAbortedError:  # reset by its client while it waited: the next one
+            continue
+        except OSError:  # BlockingIOError: none left
+            return accepted
+        connection.setblocking(False)
+        accepted.append(connection)
+
+
+def _listening_inodes(port: int) -> set[int] | None:
+    """The inodes of every socket listening on this TCP port (/proc/net/tcp{,6}); None without /proc."""
+    inodes = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # st 0A is LISTEN; local_address is ADDRESS:PORT in hex
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(int(fields[9]))
+    except OSError:
+        return None
+    return inodes
+
+
+class ListenerLock:
+    """A POSIX record lock the workers of one arbiter share, taken while one decides to stop listening.
+
+    Opened in the arbiter (`StorefrontWorker.check_config`), inherited by every forked worker: a
+    record lock belongs to the process holding it, so two workers exclude each other through the
+    same file. Without it, two workers recycling at once could each see the other still listening,
+    and both close.
+    """
+
+    _file: IO[bytes] | None = None
+
+    @classmethod
+    def open(cls) -> None:
+        if cls._file is None:
+            cls._file = tempfile.TemporaryFile()  # noqa: SIM115 - held for the arbiter's lifetime
+
+    @classmethod
+    def held(cls) -> "_Held":
+        return _Held(cls._file)
+
+
+class _Held:
+    def __init__(self, file: IO[bytes] | None) -> None:
+        self._file = file
+
+    def __enter__(self) -> None:
+        if self._file is not None:
+            fcntl.lockf(self._file, fcntl.LOCK_EX)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._file is not None:
+            fcntl.lockf(self._file, fcntl.LOCK_UN)
+
+
+def _is_own_listener(fd: int) -> bool:
+    # SO_REUSEPORT: this worker's own socket (gunicorn.conf.py's reuse_port); without it, the shared one.
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        return bool(probe.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
+
+
 class RecyclingServer(DrainingServer):
     """A DrainingServer that recycles its worker (request count, memory ceiling) without losing a request."""
 
     def __init__(
-        self, config: Config, *, app: FastAPI, drain_seconds: float, closer: ConnectionCloser, policy: RecyclePolicy
+        self,
+        config: Config,
+        *,
+        app: FastAPI,
+        drain_seconds: float,
+        closer: ConnectionCloser,
+        policy: RecyclePolicy,
+        counts_path: Path | None = None,
     ) -> None:
         super().__init__(config, app=app, drain_seconds=drain_seconds)
         self._closer = closer
         self._policy = policy
+        self._counts_path = counts_path
         # Never sooner than the keep-alive timeout would close an idle connection anyway.
         self._idle_grace = min(float(config.timeout_keep_alive), policy.graceful_timeout / 2)
         self._next_memory_check = time.monotonic() + MEMORY_CHECK_SECONDS
         self._recycle_started: float | None = None
+        self._recycle_pending: str | None = None  # the reason, while this worker's socket is the last one
 
     async def on_tick(self, counter: int) -> bool:
         # uvicorn's tick (every 0.1 s): the Date header, the arbiter's heartbeat, a signalled exit.
+        if self._counts_path is not None and counter % COUNT_EVERY_TICKS == 0:
+            self.write_request_count()
         if await super().on_tick(counter):
             return True
         if self._recycle_started is None:
             # Once SIGTERM drains the worker it stops anyway, and must keep accepting until then.
-            if not self._draining and (reason := self._recycle_reason()):
-                self._start_recycle(reason)
+            if not self._draining:
+                self._recycle_pending = self._recycle_pending or self._recycle_reason()
+                if self._recycle_pending is not None:
+                    await self._start_recycle(self._recycle_pending)
             return False
         return self._recycle_drained(since=self._recycle_started)
 
@@ -159,7 +254,20 @@ class RecyclingServer(DrainingServer):
                 return "memory"
         return None
 
-    def _start_recycle(self, reason: str) -> None:
+    def write_request_count(self) -> None:
+        """Write the requests served so far to GUNICORN_REQUEST_COUNTS_DIR/<pid> (when that is set)."""
+        if self._counts_path is not None:
+            # Replaced whole, so a reader never sees a half-written file.
+            partial = self._counts_path.with_name(f".{self._counts_path.name}")
+            partial.write_text(f"{self.server_state.total_requests}\n")
+            partial.replace(self._counts_path)
+
+    async def _start_recycle(self, reason: str) -> None:
+        """Stop accepting and start the hand-over; or nothing yet, while this worker's socket is the last one."""
+        queued = self._stop_accepting()
+        if queued is None:
+            return
+        self._recycle_pending = None
         log = logger.warning if reason == "memory" else logger.info  # a memory ceiling reached hints at a leak
         log(
             "worker recycling",
@@ -170,9 +278,43 @@ class RecyclingServer(DrainingServer):
             max_memory_mib=self._policy.max_memory_mib,
         )
         self._recycle_started = time.monotonic()
-        for server in self.servers:
-            server.close()  # this process's copy of the listening socket only: the other workers keep theirs
-        self._closer.closing = True
+        self._closer.closing = True  # before the queued connections are served: their answers say close too
+        loop = asyncio.get_running_loop()
+        for connection in queued:
+            await loop.connect_accepted_socket(self._protocol, connection)
+
+    def _stop_accepting(self) -> list[socket.socket] | None:
+        """Close this process's listening sockets; return the connections that were queued on its own ones.
+
+        None, and nothing closed, when one of its own (SO_REUSEPORT) sockets is the last listening on its port.
+        """
+        with ListenerLock.held():
+            fds = [sock.fileno() for server in self.servers for sock in server.sockets or ()]
+            own_fds = [fd for fd in fds if _is_own_listener(fd)]
+            for fd in own_fds:
+                port = socket.socket(fileno=os.dup(fd))
+                with port:
+                    listening = _listening_inodes(port.getsockname()[1])
+                if listening is not None and not listening - {os.fstat(fd).st_ino}:
+                    return None
+            # A duplicate keeps an own socket open past the server's close, to empty its queue.
+            own = [socket.socket(fileno=os.dup(fd)) for fd in own_fds]
+            for server in self.servers:
+                server.close()  # with the shared socket, this process's copy only: the other workers keep theirs
+            queued: list[socket.socket] = []
+            for listener in own:
+                # No await between the last accept and the close: a connection can only be lost in between.
+                # Under the lock: until the close, another worker would still count this socket as listening.
+                queued += _queued_connections(listener)
+                listener.close()
+        return queued
+
+    def _protocol(self) -> asyncio.Protocol:
+        # What uvicorn's Server.startup hands to create_server, for a connection accepted here.
+        protocol: asyncio.Protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        return protocol
 
     def _recycle_drained(self, since: float) -> bool:
         elapsed = time.monotonic() - since
@@ -184,6 +326,11 @@ class RecyclingServer(DrainingServer):
 
 
 class StorefrontWorker(UvicornWorker):
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        # Called in the arbiter before it forks any worker: the lock file is then every worker's.
+        ListenerLock.open()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # UvicornWorker hands uvicorn's loggers to gunicorn's handlers; ours go through structlog.
@@ -205,14 +352,19 @@ class StorefrontWorker(UvicornWorker):
     async def _serve(self) -> None:
         closer = ConnectionCloser(self.wsgi)
         self.config.app = closer
+        counts_dir = os.environ.get("GUNICORN_REQUEST_COUNTS_DIR")
         server = RecyclingServer(
             config=self.config,
             closer=closer,
             policy=self._recycle_policy(),
             app=self.wsgi,
             drain_seconds=float(os.environ.get("GUNICORN_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS)),
+            counts_path=Path(counts_dir) / str(os.getpid()) if counts_dir else None,
         )
         self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+        try:
+            await server.serve(sockets=self.sockets)
+        finally:
+            server.write_request_count()
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

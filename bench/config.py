@@ -11,6 +11,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 LUA_DIR = BENCH_DIR / "lua"
 VENV_BIN = ROOT / ".venv" / "bin"
 LOOPBACK = "127.0.0.1"
+# The app is measured twice: its compiled execution path, and graphql-core's (GRAPHQL_COMPILED=false).
+COMPILED, GRAPHQL_CORE = "compiled", "graphql-core"
+VARIANTS = (COMPILED, GRAPHQL_CORE)
 
 
 class ConfigError(ValueError):
@@ -43,6 +46,17 @@ def _ints(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     return values
 
 
+def _variants(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return VARIANTS
+    chosen = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+    unknown = [item for item in chosen if item not in VARIANTS]
+    if not chosen or unknown:
+        raise ConfigError(f"{name} must list some of {', '.join(VARIANTS)}, got {raw!r}")
+    return chosen
+
+
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -58,6 +72,7 @@ class BenchConfig:
     wrk_threads: int
     wrk_timeout_s: int
     workers: int
+    variants: tuple[str, ...]
     reload: bool
     postgres_url: str
     database: str
@@ -83,6 +98,7 @@ class BenchConfig:
             wrk_threads=_int("BENCH_THREADS", 2),
             wrk_timeout_s=_int("BENCH_TIMEOUT", 10),
             workers=_int("BENCH_WORKERS", 2),
+            variants=_variants("BENCH_VARIANTS"),
             reload=_flag("BENCH_RELOAD"),
             postgres_url=postgres_url,
             database=database,

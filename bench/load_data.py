@@ -193,3 +193,17 @@ def product_id_sequence(config: BenchConfig) -> list[int]:
         raise RuntimeError("the bench database has no published product")
     rng = random.Random(ID_SEQUENCE_SEED)
     return rng.choices(published, k=ID_SEQUENCE_LENGTH)
+
+
+async def _max_connections(config: BenchConfig) -> int:
+    engine = create_async_engine(_asyncpg_url(config.database_url))
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text("SHOW max_connections"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def max_connections(config: BenchConfig) -> int:
+    """The PostgreSQL server's max_connections: every server's pools together must stay under it."""
+    return asyncio.run(_max_connections(config))

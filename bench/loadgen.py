@@ -6,13 +6,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.config import LUA_DIR, BenchConfig
 from bench.operations import TOP_PRODUCTS
-from bench.procs import KIB, machine_cpu_s, memory_kib, postgres_backends, tree_cpu_s
+from bench.procs import KIB, machine_cpu_s, memory_kib, postgres_backends, read_stat, tree_cpu_s
 from bench.servers import Server
 
 SAMPLE_INTERVAL_S = 0.5
+COUNTS_SETTLE_S = 0.7  # a worker writes its request count every 0.5 s (api/worker.py)
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _PERCENTILE = re.compile(r"^\s*(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.MULTILINE)
@@ -61,6 +63,8 @@ class _Samples:
     peak_rss_kib: int = 0
     backend_first: dict[int, float] = field(default_factory=dict)
     backend_last: dict[int, float] = field(default_factory=dict)
+    worker_cpu_first: dict[int, float] = field(default_factory=dict)
+    worker_cpu_last: dict[int, float] = field(default_factory=dict)
 
 
 class ProcessWatcher:
@@ -75,9 +79,11 @@ class ProcessWatcher:
         self._start_workers: set[int] = set()
         self._start_tree_cpu = 0.0
         self._start_machine = (0.0, 0.0)
+        self._start_counts: dict[int, int] = {}
 
     def __enter__(self) -> "ProcessWatcher":
         self._start_workers = set(self._server.workers())
+        self._start_counts = self._server.request_counts()
         self._sample(first=True)
         self._start_tree_cpu = tree_cpu_s(self._server.master_pid)
         self._start_machine = machine_cpu_s()
@@ -99,15 +105,33 @@ class ProcessWatcher:
             memory = memory_kib(pid)
             if memory is not None:
                 samples.peak_rss_kib = max(samples.peak_rss_kib, memory[1])  # VmHWM: the process's peak
+            stat = read_stat(pid)
+            if stat is not None:
+                samples.worker_cpu_first.setdefault(pid, stat.cpu_s if first else 0.0)
+                samples.worker_cpu_last[pid] = stat.cpu_s
         for pid, cpu in postgres_backends(self._database).items():
             # A backend first seen mid-run was started mid-run: all its CPU time belongs to the run.
             samples.backend_first.setdefault(pid, cpu if first else 0.0)
             samples.backend_last[pid] = cpu
 
-    def result(self, requests: int) -> dict[str, float]:
-        """CPU per request (ms) of the server and of PostgreSQL, machine load, recycled workers, peak RSS."""
+    def result(self, requests: int) -> dict[str, Any]:
+        """CPU per request (ms) of the server and of PostgreSQL, machine load, recycled workers, peak RSS.
+
+        Also each worker's requests (from the counts the workers write) and CPU seconds during the run.
+        """
         self._sample(first=False)
         samples = self._samples
+        time.sleep(COUNTS_SETTLE_S)
+        counts = self._server.request_counts()
+        worker_requests = {
+            str(pid): count - self._start_counts.get(pid, 0)
+            for pid, count in sorted(counts.items())
+            if count - self._start_counts.get(pid, 0) > 0
+        }
+        worker_cpu = {
+            str(pid): round(samples.worker_cpu_last[pid] - samples.worker_cpu_first[pid], 2)
+            for pid in sorted(samples.worker_cpu_last)
+        }
         server_cpu = tree_cpu_s(self._server.master_pid) - self._start_tree_cpu
         postgres_cpu = sum(samples.backend_last[pid] - samples.backend_first[pid] for pid in samples.backend_last)
         busy, total = machine_cpu_s()
@@ -119,6 +143,11 @@ class ProcessWatcher:
             "machine_busy": round(machine_busy, 3),
             "workers_spawned": len(samples.worker_pids - self._start_workers),
             "peak_worker_rss_mib": round(samples.peak_rss_kib / KIB, 1),
+            "worker_requests": worker_requests,
+            "worker_cpu_s": worker_cpu,
+            "max_worker_share": round(
+                max(worker_requests.values(), default=0) / max(sum(worker_requests.values()), 1), 3
+            ),
         }
 
 

@@ -16,8 +16,10 @@ import orjson
 from bench.config import RESULTS_DIR, ROOT, BenchConfig
 from bench.operations import PRODUCT_BY_ID, TOP_PRODUCTS
 
-REAL, REFERENCE = "real", "reference"
+REFERENCE = "reference"
 RATIO_TARGETS = {TOP_PRODUCTS: 0.10, PRODUCT_BY_ID: 0.15}
+P99_TARGET_CONCURRENCY = 50
+MAX_P99_VS_REFERENCE = 3.0
 MAX_STATEMENTS = 5
 MAX_WORKER_RSS_MIB = 150.0
 PACKAGES = (
@@ -48,16 +50,24 @@ class Target:
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return round(float(statistics.median(float(run[key]) for run in runs)), 3)
+    return round(float(statistics.median(float(run[key]) for run in runs)), 3) if runs else 0.0
+
+
+def _per_worker(runs: list[dict[str, Any]]) -> list[int]:
+    # The requests each worker served in the round with the median req/s, largest first.
+    if not runs:
+        return []
+    middle = sorted(runs, key=lambda run: run["requests_per_s"])[(len(runs) - 1) // 2]
+    return sorted(middle["worker_requests"].values(), reverse=True)
 
 
 def summarise(runs: list[dict[str, Any]], config: BenchConfig) -> list[dict[str, Any]]:
-    """Per operation and concurrency: each target's medians over the rounds, and the req/s ratio."""
+    """Per operation and concurrency: each server's medians over the rounds, and each app variant's req/s ratio."""
     rows = []
     for operation in (TOP_PRODUCTS, PRODUCT_BY_ID):
         for concurrency in config.concurrencies:
-            row: dict[str, Any] = {"operation": operation, "concurrency": concurrency}
-            for target in (REAL, REFERENCE):
+            row: dict[str, Any] = {"operation": operation, "concurrency": concurrency, "ratio": {}, "round_ratios": {}}
+            for target in (*config.variants, REFERENCE):
                 chosen = [
                     run
                     for run in runs
@@ -69,90 +79,127 @@ def summarise(runs: list[dict[str, Any]], config: BenchConfig) -> list[dict[str,
                     "p99_ms": _median(chosen, "p99_ms"),
                     "server_cpu_ms_per_request": _median(chosen, "server_cpu_ms_per_request"),
                     "postgres_cpu_ms_per_request": _median(chosen, "postgres_cpu_ms_per_request"),
+                    "peak_worker_rss_mib": max((run["peak_worker_rss_mib"] for run in chosen), default=0.0),
+                    "max_worker_share": _median(chosen, "max_worker_share"),
+                    "worker_requests": _per_worker(chosen),
                     "workers_spawned": sum(run["workers_spawned"] for run in chosen),
                     "errors": sum(run["socket_errors"] + run["non_2xx"] for run in chosen),
                     "rounds": len(chosen),
                 }
-            # The ratio pairs each round's real run with the reference run right after it, then takes
-            # the median: drift on a shared machine between rounds cancels out within a pair.
-            ratios = [
-                real["requests_per_s"] / reference["requests_per_s"]
-                for real in runs
-                for reference in runs
-                if real["target"] == REAL
-                and reference["target"] == REFERENCE
-                and real["operation"] == reference["operation"] == operation
-                and real["concurrency"] == reference["concurrency"] == concurrency
-                and real["round"] == reference["round"]
-                and reference["requests_per_s"] > 0
-            ]
-            row["round_ratios"] = [round(ratio, 3) for ratio in ratios]
-            row["ratio"] = round(statistics.median(ratios), 3) if ratios else 0.0
+            # The ratio pairs each round's app run with the reference run of the same round, then takes
+            # the median: drift on a shared machine between rounds cancels out within a round.
+            for variant in config.variants:
+                ratios = [
+                    real["requests_per_s"] / reference["requests_per_s"]
+                    for real in runs
+                    for reference in runs
+                    if real["target"] == variant
+                    and reference["target"] == REFERENCE
+                    and real["operation"] == reference["operation"] == operation
+                    and real["concurrency"] == reference["concurrency"] == concurrency
+                    and real["round"] == reference["round"]
+                    and reference["requests_per_s"] > 0
+                ]
+                row["round_ratios"][variant] = [round(ratio, 3) for ratio in ratios]
+                row["ratio"][variant] = round(statistics.median(ratios), 3) if ratios else 0.0
             rows.append(row)
     return rows
 
 
-def check_targets(summary: list[dict[str, Any]], statements: dict[str, Any], worker_rss_mib: float) -> list[Target]:
-    """Every target with its measured value: req/s ratios, statements per request, worker memory."""
-    targets = [
-        Target(
-            name=f"{row['operation']} req/s vs reference, c={row['concurrency']}",
-            value=f"{row['ratio']:.3f}",
-            goal=f"≥ {RATIO_TARGETS[row['operation']]:.2f}",
-            passed=row["ratio"] >= RATIO_TARGETS[row["operation"]],
+def check_targets(
+    summary: list[dict[str, Any]],
+    statements: dict[str, dict[str, Any]],
+    worker_rss_mib: dict[str, float],
+    variants: tuple[str, ...],
+) -> list[Target]:
+    """Every target of every app variant: req/s ratios, p99 at c=50, statements per request, worker memory."""
+    targets = []
+    for variant in variants:
+        for row in summary:
+            goal = RATIO_TARGETS[row["operation"]]
+            targets.append(
+                Target(
+                    name=f"{variant}: {row['operation']} req/s vs reference, c={row['concurrency']}",
+                    value=f"{row['ratio'][variant]:.3f}",
+                    goal=f"≥ {goal:.2f}",
+                    passed=row["ratio"][variant] >= goal,
+                )
+            )
+        for row in summary:
+            if row["concurrency"] != P99_TARGET_CONCURRENCY:
+                continue
+            p99, reference_p99 = row[variant]["p99_ms"], row[REFERENCE]["p99_ms"]
+            targets.append(
+                Target(
+                    name=f"{variant}: {row['operation']} p99 vs reference's, c={row['concurrency']}",
+                    value=f"{p99:.1f} / {reference_p99:.1f} ms",
+                    goal=f"≤ {MAX_P99_VS_REFERENCE:.0f}×",
+                    passed=p99 <= MAX_P99_VS_REFERENCE * reference_p99,
+                )
+            )
+        counts = statements[variant]
+        top, top_10 = counts["top_products"], counts["top_products_first_10"]
+        targets.append(
+            Target(
+                name=f"{variant}: SQL statements per TopProducts request (first: 50 / first: 10)",
+                value=f"{top} / {top_10}",
+                goal=f"equal, ≤ {MAX_STATEMENTS}",
+                passed=top == top_10 and top <= MAX_STATEMENTS,
+            )
         )
-        for row in summary
-    ]
-    top, top_10 = statements["top_products"], statements["top_products_first_10"]
-    targets.append(
-        Target(
-            name="SQL statements per TopProducts request (first: 50 / first: 10)",
-            value=f"{top} / {top_10}",
-            goal=f"equal, ≤ {MAX_STATEMENTS}",
-            passed=top == top_10 and top <= MAX_STATEMENTS,
+        targets.append(
+            Target(
+                name=f"{variant}: worker RSS, max per worker",
+                value=f"{worker_rss_mib[variant]:.1f} MiB",
+                goal=f"≤ {MAX_WORKER_RSS_MIB:.0f} MiB",
+                passed=worker_rss_mib[variant] <= MAX_WORKER_RSS_MIB,
+            )
         )
-    )
-    targets.append(
-        Target(
-            name="worker RSS, max per worker",
-            value=f"{worker_rss_mib:.1f} MiB",
-            goal=f"≤ {MAX_WORKER_RSS_MIB:.0f} MiB",
-            passed=worker_rss_mib <= MAX_WORKER_RSS_MIB,
-        )
-    )
     return targets
 
 
 def markdown(
     summary: list[dict[str, Any]],
     targets: list[Target],
-    statements: dict[str, Any],
-    memory: dict[str, Any],
+    statements: dict[str, dict[str, Any]],
+    memory: dict[str, dict[str, float]],
     server_environment: dict[str, str],
+    gunicorn_settings: dict[str, dict[str, str]],
+    variants: tuple[str, ...],
 ) -> str:
     """The report as Markdown tables, ready to paste into a README."""
     lines = [
-        "| operation | conc. | req/s | p50 ms | p99 ms | reference req/s | ref. p50 ms | ref. p99 ms | ratio |"
-        " server CPU ms/req | ref. CPU ms/req | PG CPU ms/req (ref.) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| operation | conc. | server | req/s | ratio | CPU ms/req | p50 ms | p99 ms | PG CPU ms/req |"
+        " worker RSS MiB | requests per worker |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in summary:
-        real, ref = row[REAL], row[REFERENCE]
-        lines.append(
-            f"| {row['operation']} | {row['concurrency']} | {real['requests_per_s']:.0f} | {real['p50_ms']:.1f} |"
-            f" {real['p99_ms']:.1f} | {ref['requests_per_s']:.0f} | {ref['p50_ms']:.1f} | {ref['p99_ms']:.1f} |"
-            f" {row['ratio']:.3f} | {real['server_cpu_ms_per_request']:.2f} | {ref['server_cpu_ms_per_request']:.2f} |"
-            f" {real['postgres_cpu_ms_per_request']:.2f} ({ref['postgres_cpu_ms_per_request']:.2f}) |"
-        )
+        for target in (*variants, REFERENCE):
+            measured = row[target]
+            ratio = f"{row['ratio'][target]:.3f}" if target in row["ratio"] else "1"
+            shares = " / ".join(str(count) for count in measured["worker_requests"]) or "–"
+            lines.append(
+                f"| {row['operation']} | {row['concurrency']} | {target} | {measured['requests_per_s']:.0f} | {ratio} |"
+                f" {measured['server_cpu_ms_per_request']:.2f} | {measured['p50_ms']:.1f} | {measured['p99_ms']:.1f} |"
+                f" {measured['postgres_cpu_ms_per_request']:.2f} | {measured['peak_worker_rss_mib']:.0f} |"
+                f" {shares} ({measured['max_worker_share']:.0%} max) |"
+            )
+    statement_counts = "; ".join(
+        f"{variant} TopProducts {statements[variant]['top_products']}"
+        f" (first: 10 → {statements[variant]['top_products_first_10']}),"
+        f" ProductById {statements[variant]['product_by_id']}"
+        for variant in variants
+    )
+    rss = ", ".join(
+        f"{target} {memory[target]['after_mib']:.1f} MiB (peak {memory[target]['peak_mib']:.1f})"
+        for target in (*variants, REFERENCE)
+    )
     lines += [
         "",
-        f"SQL statements per request (in-process count): TopProducts {statements['top_products']}"
-        f" (first: 10 → {statements['top_products_first_10']}), ProductById {statements['product_by_id']};"
-        f" the reference sends 2. Worker RSS after the run, max per worker: {memory['real_after_mib']:.1f} MiB"
-        f" (peak seen during the runs {memory['real_peak_mib']:.1f} MiB;"
-        f" reference {memory['reference_after_mib']:.1f} MiB).",
+        f"SQL statements per request (in-process count): {statement_counts}; the reference sends 2."
+        f" Worker RSS after the runs, max per worker: {rss}.",
         "",
-        *_notes(summary, server_environment),
+        *_notes(summary, server_environment, gunicorn_settings, variants),
         "| target | measured | goal | result |",
         "| --- | ---: | --- | --- |",
     ]
@@ -160,16 +207,38 @@ def markdown(
     return "\n".join(lines)
 
 
-def _notes(summary: list[dict[str, Any]], server_environment: dict[str, str]) -> list[str]:
-    spawned = {target: sum(row[target]["workers_spawned"] for row in summary) for target in (REAL, REFERENCE)}
-    notes = [
-        f"Workers recycled during the measured runs (memory ceiling or max_requests): real {spawned[REAL]},"
-        f" reference {spawned[REFERENCE]}."
+def same_gunicorn_settings(gunicorn_settings: dict[str, dict[str, str]]) -> bool:
+    """Whether every server runs with the same gunicorn settings, but for the app it serves."""
+    shared = [
+        {key: value for key, value in settings.items() if key != "wsgi_app"} for settings in gunicorn_settings.values()
     ]
+    return all(settings == shared[0] for settings in shared)
+
+
+def _notes(
+    summary: list[dict[str, Any]],
+    server_environment: dict[str, str],
+    gunicorn_settings: dict[str, dict[str, str]],
+    variants: tuple[str, ...],
+) -> list[str]:
+    targets = (*variants, REFERENCE)
+    spawned = {target: sum(row[target]["workers_spawned"] for row in summary) for target in targets}
+    recycled = ", ".join(f"{target} {count}" for target, count in spawned.items())
+    notes = [
+        "ratio: req/s ÷ the reference's, per round, median. CPU ms/req: the server's master and workers"
+        " (from /proc) over the requests served. requests per worker: each worker's count in the median round.",
+        f"Workers recycled during the measured runs (memory ceiling or max_requests): {recycled}.",
+    ]
+    any_settings = next(iter(gunicorn_settings.values()), {})
+    shown = ", ".join(f"`{key}={value}`" for key, value in any_settings.items() if key != "wsgi_app")
+    if same_gunicorn_settings(gunicorn_settings):
+        notes.append(f"Every server ran with the same gunicorn settings (--print-config): {shown}.")
+    else:
+        notes.append(f"WARNING: the servers' gunicorn settings differ: {gunicorn_settings}.")
     errors = [
         f"{target} {row['operation']} c={row['concurrency']}: {row[target]['errors']}"
         for row in summary
-        for target in (REAL, REFERENCE)
+        for target in targets
         if row[target]["errors"]
     ]
     if server_environment:

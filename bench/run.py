@@ -19,19 +19,47 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from bench.config import WORK_DIR, BenchConfig, ConfigError
-from bench.load_data import ensure_dataset, product_id_sequence
+from bench.config import COMPILED, GRAPHQL_CORE, WORK_DIR, BenchConfig, ConfigError
+from bench.load_data import ensure_dataset, max_connections, product_id_sequence
 from bench.loadgen import LoadFiles, ProcessWatcher, run_wrk, wrk_command
 from bench.operations import OPERATIONS, PRODUCT_BY_ID, TOP_PRODUCTS, global_id
 from bench.procs import KIB, memory_kib
-from bench.report import REAL, REFERENCE, check_targets, code_digest, machine_info, markdown, summarise, write_results
-from bench.servers import Server, start_server
+from bench.report import (
+    REFERENCE,
+    check_targets,
+    code_digest,
+    machine_info,
+    markdown,
+    same_gunicorn_settings,
+    summarise,
+    write_results,
+)
+from bench.servers import Server, effective_gunicorn_settings, start_server
 from bench.sqlcount import count_statements
 from bench.verify import verify_same_json
 
 REFERENCE_APP = "bench.reference:create_app()"
 PAUSE_BETWEEN_RUNS_S = 1.0
-SERVER_ENV_PREFIXES = ("GUNICORN_", "DB_", "UVICORN_")
+SERVER_ENV_PREFIXES = ("GUNICORN_", "DB_", "UVICORN_", "GRAPHQL_")
+# What each app variant's server adds to the environment every server shares.
+VARIANT_ENVIRONMENT = {COMPILED: {"GRAPHQL_COMPILED": "true"}, GRAPHQL_CORE: {"GRAPHQL_COMPILED": "false"}}
+POOL_VARIABLES = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW")
+SPARE_CONNECTIONS = 10  # PostgreSQL's reserved superuser slots, the bench's own connections, psql
+
+
+def _pool_environment(config: BenchConfig, servers: int) -> dict[str, str]:
+    """The same pool size for every server, so that all their workers' pools fit in max_connections together.
+
+    Each server's workers keep their pools' connections open between runs: with three servers of
+    two workers at the app's defaults (20 + 10 overflow), the reference ran out of connections
+    ("too many clients already") after the app's variants had filled theirs. Set by the
+    environment (DB_POOL_SIZE, DB_MAX_OVERFLOW), the environment wins.
+    """
+    if any(name in os.environ for name in POOL_VARIABLES):
+        return {}
+    per_worker = min(30, (max_connections(config) - SPARE_CONNECTIONS) // (servers * config.workers))
+    size = max(1, per_worker * 2 // 3)
+    return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": str(max(0, per_worker - size))}
 
 
 def _write_load_files(product_ids: list[int]) -> LoadFiles:
@@ -66,7 +94,7 @@ def _measure(config: BenchConfig, servers: dict[str, Server], files: LoadFiles) 
     for round_number in range(1, config.rounds + 1):
         for concurrency in config.concurrencies:
             for operation in OPERATIONS:
-                for target in (REAL, REFERENCE):  # interleaved, so drift on a noisy machine hits both alike
+                for target in servers:  # interleaved, so drift on a noisy machine hits all alike
                     server = servers[target]
                     server.check_alive()
                     time.sleep(PAUSE_BETWEEN_RUNS_S)
@@ -92,11 +120,13 @@ def _measure(config: BenchConfig, servers: dict[str, Server], files: LoadFiles) 
                     }
                     runs.append(run)
                     errors = report.socket_errors + report.non_2xx
+                    per_worker = "/".join(str(count) for count in sorted(run["worker_requests"].values(), reverse=True))
                     print(
-                        f"  round {round_number}/{config.rounds}  c={concurrency:<3} {operation.name:<12} {target:<9}"
+                        f"  round {round_number}/{config.rounds}  c={concurrency:<3} {operation.name:<12} {target:<12}"
                         f" {report.requests_per_s:8.1f} req/s  p50 {report.latency_ms['p50']:7.1f} ms"
                         f"  p99 {report.latency_ms['p99']:7.1f} ms"
                         f"  server CPU {run['server_cpu_ms_per_request']:.2f} ms/req"
+                        f"  per worker {per_worker}"
                         f"  workers spawned {run['workers_spawned']}" + (f"  ERRORS {errors}" if errors else ""),
                         flush=True,
                     )
@@ -121,45 +151,66 @@ def bench(config: BenchConfig) -> None:
     )
     product_ids = product_id_sequence(config)
     files = _write_load_files(product_ids)
-    statements = asyncio.run(count_statements(config.database_url, product_ids[0]))
-    print(
-        f"bench: SQL statements per request: TopProducts {statements.top_products}"
-        f" (first: 10 → {statements.top_products_first_10}), ProductById {statements.product_by_id}",
-        flush=True,
-    )
+    statements_record: dict[str, dict[str, Any]] = {}
+    for variant in config.variants:
+        statements = asyncio.run(count_statements(config.database_url, product_ids[0], VARIANT_ENVIRONMENT[variant]))
+        statements_record[variant] = {**asdict(statements), "constant_in_page_size": statements.constant_in_page_size}
+        print(
+            f"bench: SQL statements per request ({variant}): TopProducts {statements.top_products}"
+            f" (first: 10 → {statements.top_products_first_10}), ProductById {statements.product_by_id}",
+            flush=True,
+        )
+    pools = _pool_environment(config, servers=len(config.variants) + 1)
+    if pools:
+        print(f"bench: every server's pool: {pools} (within PostgreSQL's max_connections)", flush=True)
     with ExitStack() as stack:
         servers: dict[str, Server] = {}
-        for target, app in ((REAL, None), (REFERENCE, REFERENCE_APP)):
-            servers[target] = start_server(target, app, config, WORK_DIR / "logs")
+        plan = [(variant, None, VARIANT_ENVIRONMENT[variant]) for variant in config.variants]
+        for target, app, environment in [*plan, (REFERENCE, REFERENCE_APP, {})]:
+            servers[target] = start_server(target, app, config, WORK_DIR, {**pools, **environment})
             stack.callback(servers[target].stop)
         for server in servers.values():
             server.wait_ready(config.workers)
-        print(f"bench: servers up: real {servers[REAL].url}, reference {servers[REFERENCE].url}", flush=True)
-        verification = verify_same_json(servers[REAL], servers[REFERENCE], product_ids)
+        print("bench: servers up: " + ", ".join(f"{name} {server.url}" for name, server in servers.items()), flush=True)
+        gunicorn_settings = {name: effective_gunicorn_settings(server) for name, server in servers.items()}
         print(
-            f"bench: both servers answer alike ({verification.requests} requests,"
-            f" {verification.byte_identical} byte-identical)",
+            "bench: gunicorn settings "
+            + ("identical" if same_gunicorn_settings(gunicorn_settings) else "DIFFER")
+            + f" but for the app: {gunicorn_settings[REFERENCE]}",
             flush=True,
         )
+        verifications = {}
+        for variant in config.variants:
+            verification = verify_same_json(servers[variant], servers[REFERENCE], product_ids)
+            verifications[variant] = asdict(verification)
+            print(
+                f"bench: {variant} and the reference answer alike ({verification.requests} requests,"
+                f" {verification.byte_identical} byte-identical)",
+                flush=True,
+            )
         runs = _measure(config, servers, files)
         for server in servers.values():
             server.check_alive()
         memory = {
-            "real_after_mib": _max_worker_rss_mib(servers[REAL]),
-            "reference_after_mib": _max_worker_rss_mib(servers[REFERENCE]),
-            "real_peak_mib": max((run["peak_worker_rss_mib"] for run in runs if run["target"] == REAL), default=0.0),
+            name: {
+                "after_mib": _max_worker_rss_mib(server),
+                "peak_mib": max((run["peak_worker_rss_mib"] for run in runs if run["target"] == name), default=0.0),
+            }
+            for name, server in servers.items()
         }
     code_changed = code_digest(machine["git_commit"]) != code_at_start
     if code_changed:
         print("bench: WARNING: the Python code changed during the run; recycled workers may have served it")
     summary = summarise(runs, config)
-    statements_record = {**asdict(statements), "constant_in_page_size": statements.constant_in_page_size}
     # The stricter of the two: a worker recycled mid-run may have been the biggest.
-    targets = check_targets(summary, statements_record, max(memory["real_after_mib"], memory["real_peak_mib"]))
+    worker_rss = {name: max(memory[name]["after_mib"], memory[name]["peak_mib"]) for name in config.variants}
+    targets = check_targets(summary, statements_record, worker_rss, config.variants)
     server_environment = {
-        name: value for name, value in sorted(os.environ.items()) if name.startswith(SERVER_ENV_PREFIXES)
+        name: value for name, value in sorted({**os.environ, **pools}.items()) if name.startswith(SERVER_ENV_PREFIXES)
     }
-    table = markdown(summary, targets, statements_record, memory, server_environment)
+    table = markdown(
+        summary, targets, statements_record, memory, server_environment, gunicorn_settings, config.variants
+    )
     if code_changed:
         table += "\n\n**The code changed during this run**: recycled workers may have served the new code."
     record = {
@@ -168,11 +219,14 @@ def bench(config: BenchConfig) -> None:
         "config": asdict(config),
         # Server knobs passed through from the environment (gunicorn.conf.py and Settings read them).
         "server_environment": server_environment,
+        # What each server's environment adds (the app variants), and gunicorn's resolved settings.
+        "server_variants": {name: server.environment for name, server in servers.items()},
+        "gunicorn_settings": gunicorn_settings,
         "machine": machine,
         "code_changed_during_run": code_changed,
         "dataset": asdict(dataset),
         "statements": statements_record,
-        "verification": asdict(verification),
+        "verification": verifications,
         "memory": memory,
         "summary": summary,
         "targets": [asdict(target) for target in targets],

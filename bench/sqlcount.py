@@ -1,5 +1,8 @@
 """Count the SQL statements one request of each operation costs, with the real app in-process."""
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +34,32 @@ class StatementCounts:
         return self.top_products == self.top_products_first_10
 
 
-async def count_statements(database_url: str, product_pk: int) -> StatementCounts:
-    """Send one request of each operation (and TopProducts at first: 10) and count the statements."""
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+async def count_statements(
+    database_url: str, product_pk: int, environment: dict[str, str] | None = None
+) -> StatementCounts:
+    """Send one request of each operation (and TopProducts at first: 10) and count the statements.
+
+    `environment` is set while the app runs: the server variant's settings (GRAPHQL_COMPILED).
+    """
+    with _environment(environment or {}):
+        return await _count(database_url, product_pk)
+
+
+async def _count(database_url: str, product_pk: int) -> StatementCounts:
     app = create_app(Settings(database_url=database_url, log_level="WARNING", _env_file=None))
     seen: list[str] = []
 

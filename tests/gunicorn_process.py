@@ -51,6 +51,10 @@ def _environment(settings: Settings, port: int, metrics_dir: Path, overrides: di
         # The load tests send thousands of requests from one address; the limits have tests of their own.
         "GRAPHQL_RATE_LIMIT": "1000000/minute",
         "COST_BUDGET": "1000000000/minute",
+        # One listening socket shared by the workers, so `paused()` steers a new connection to the
+        # worker left running; production's per-worker sockets (GUNICORN_REUSE_PORT=1, the default of
+        # gunicorn.conf.py) hash it to either, paused or not. Tests of the production set-up pass "1".
+        "GUNICORN_REUSE_PORT": "0",
     }
     if os.environ.get("TEST_REDIS_URL"):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
@@ -173,7 +177,7 @@ async def workers(server: Server, count: int = 2) -> list[int]:
 
 @contextmanager
 def paused(pid: int) -> Iterator[None]:
-    """Stop a worker for the block (SIGSTOP): connections made meanwhile go to the other one."""
+    """Stop a worker for the block (SIGSTOP): connections made meanwhile go to the other one (shared socket only)."""
     os.kill(pid, signal.SIGSTOP)
     try:
         yield

@@ -33,6 +33,7 @@ async def gunicorn(settings: Settings, tmp_path: Path, db_session: AsyncSession)
         tmp_path,
         GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT),
         GUNICORN_DRAIN_SECONDS=str(DRAIN_SECONDS),
+        GUNICORN_REUSE_PORT="1",
     ) as server:
         yield server
 

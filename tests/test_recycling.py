@@ -19,6 +19,7 @@ PRODUCT_NAMES = {"query": "query ProductNames { products(first: 2) { nodes { nam
 MAX_REQUESTS, JITTER = 150, 20
 CLIENTS = 8
 TEARDOWN_DRAIN = "1"  # the SIGTERM drain (seconds) that stopping gunicorn after each test waits
+PRODUCTION = {"GUNICORN_REUSE_PORT": "1"}  # one listening socket per worker, as gunicorn.conf.py defaults to
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 RECYCLING = re.compile(r"worker recycling .*reason=(\w+)")
 
@@ -76,7 +77,7 @@ async def _with_products(db_session: AsyncSession) -> None:
 @pytest.fixture
 async def recycling_by_count(settings: Settings, tmp_path: Path, db_session: AsyncSession) -> AsyncIterator[Server]:
     await _with_products(db_session)
-    env = {"GUNICORN_MAX_REQUESTS": str(MAX_REQUESTS), "GUNICORN_MAX_REQUESTS_JITTER": str(JITTER)}
+    env = {"GUNICORN_MAX_REQUESTS": str(MAX_REQUESTS), "GUNICORN_MAX_REQUESTS_JITTER": str(JITTER), **PRODUCTION}
     async with running_gunicorn(settings, tmp_path, GUNICORN_DRAIN_SECONDS=TEARDOWN_DRAIN, **env) as server:
         yield server
 
@@ -86,7 +87,7 @@ async def recycling_by_memory(settings: Settings, tmp_path: Path, db_session: As
     await _with_products(db_session)
     # Below any worker's resident set: every worker passes it at its first check.
     async with running_gunicorn(
-        settings, tmp_path, GUNICORN_DRAIN_SECONDS=TEARDOWN_DRAIN, GUNICORN_MAX_WORKER_MEMORY_MB="1"
+        settings, tmp_path, GUNICORN_DRAIN_SECONDS=TEARDOWN_DRAIN, GUNICORN_MAX_WORKER_MEMORY_MB="1", **PRODUCTION
     ) as server:
         yield server
 
