@@ -7,7 +7,6 @@ paused (SIGSTOP) while the connection is made, and resumed right after.
 
 import asyncio
 import time
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -57,7 +56,7 @@ async def test_a_change_on_one_worker_reaches_the_subscribers_of_both_within_a_s
 ) -> None:
     # given: two workers on one Redis channel; the customer follows their order on sockets of each
     order_id = await order_of(db_session, customer)
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = f"{redis_settings.redis_key_prefix}:ws"  # deleted with the test's prefix at teardown
     assert redis_settings.redis_url is not None
     redis_env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix}
     operations, params = [follow("mine", order_id, take=1)], bearer_params(customer)
@@ -114,7 +113,7 @@ async def test_two_hundred_subscribers_each_receive_every_event_of_a_burst_in_or
 ) -> None:
     # given: 200 sockets, half on each worker, each following the customer's 25 orders
     order_ids = [await order_of(db_session, customer) for _ in range(ORDERS)]
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = f"{redis_settings.redis_key_prefix}:ws"  # deleted with the test's prefix at teardown
     assert redis_settings.redis_url is not None
     env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix, "WS_MAX_SUBSCRIPTIONS": str(ORDERS)}
     operations = [follow(f"order-{n}", order_id, take=2, query=STATUS_ONLY) for n, order_id in enumerate(order_ids)]
@@ -149,7 +148,7 @@ async def test_disconnected_clients_leave_no_socket_subscription_task_or_redis_s
 ) -> None:
     # given: two workers, idle, with their baselines
     order_id = await order_of(db_session, customer)
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = f"{redis_settings.redis_key_prefix}:ws"  # deleted with the test's prefix at teardown
     assert redis_settings.redis_url is not None
     env = {"REDIS_URL": redis_settings.redis_url, "REDIS_KEY_PREFIX": prefix}
     channel = f"{prefix}:events"
