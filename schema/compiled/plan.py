@@ -42,7 +42,7 @@ from graphql import (
     is_object_type,
     visit,
 )
-from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
+from graphql.execution.collect_fields import CollectedFields, FieldDetails, collect_fields, collect_subfields
 from graphql.execution.executor import Executor
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.types.field import StrawberryField
@@ -143,32 +143,16 @@ class Compiler:
         root_type = executor.schema.query_type
         if operation.operation.value != "query" or root_type is None:
             raise NotCompilable(operation.operation.value)
-        collected = collect_fields(
-            executor.schema,
-            executor.fragments,
-            executor.variable_values,
-            root_type,
-            operation,
-            executor.hide_suggestions,
-        )
-        if collected.new_defer_usages:
-            raise NotCompilable("@defer")
-        return self._selection(root_type, collected.grouped_field_set)
+        e = executor
+        collected = collect_fields(e.schema, e.fragments, e.variable_values, root_type, operation, e.hide_suggestions)
+        return self._selection(root_type, _grouped(collected))
 
     def sub_selection(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> Selection:
-        executor = self.executor
+        e = self.executor
         collected = collect_subfields(
-            executor.schema,
-            executor.fragments,
-            executor.variable_values,
-            executor.operation,
-            object_type,
-            details,
-            executor.hide_suggestions,
+            e.schema, e.fragments, e.variable_values, e.operation, object_type, details, e.hide_suggestions
         )
-        if collected.new_defer_usages:
-            raise NotCompilable("@defer")
-        return self._selection(object_type, collected.grouped_field_set)
+        return self._selection(object_type, _grouped(collected))
 
     def _selection(self, object_type: GraphQLObjectType, grouped: Mapping[str, list[FieldDetails]]) -> Selection:
         plans = []
@@ -228,6 +212,12 @@ class Compiler:
         if is_abstract_type(type_):
             return Completion(ABSTRACT, type_, details=details, composite=True)
         raise NotCompilable(str(type_))  # pragma: no cover - every output type is one of the above
+
+
+def _grouped(collected: CollectedFields) -> Mapping[str, list[FieldDetails]]:
+    if collected.new_defer_usages:
+        raise NotCompilable("@defer")
+    return collected.grouped_field_set
 
 
 def directive_variables(document: DocumentNode) -> tuple[str, ...]:

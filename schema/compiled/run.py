@@ -221,23 +221,16 @@ class Run:
             assert completion.selection is not None  # noqa: S101 - built so by the compiler
             return self._place(completion.selection, value, path, info, following)
         if kind == ABSTRACT:
-            return self._abstract(completion, value, plan, parent, path, info, following)
+            if info is None:
+                info = self.executor.build_resolve_info(plan.definition, plan.nodes, parent, path)
+            return self._abstract(completion, value, path, info, following)
         raise Bail  # pragma: no cover - the compiler builds no other kind
 
     def _abstract(
-        self,
-        completion: Completion,
-        value: Any,
-        plan: FieldPlan,
-        parent: GraphQLObjectType,
-        path: Path,
-        info: ResolveInfo | None,
-        following: list[Task],
+        self, completion: Completion, value: Any, path: Path, info: ResolveInfo, following: list[Task]
     ) -> dict[str, Any]:
         executor = self.executor
         abstract = completion.type
-        if info is None:
-            info = executor.build_resolve_info(plan.definition, plan.nodes, parent, path)
         resolve_type = abstract.resolve_type or executor.type_resolver
         name = resolve_type(value, info, abstract)
         if not isinstance(name, str):
