@@ -53,7 +53,8 @@ class _SpreadCollector(Visitor):
         self.names.add(node.name.value)
 
 
-def _spreads(node: Node) -> set[str]:
+def spreads(node: Node) -> set[str]:
+    """The names of the fragments a document (or one of its definitions) spreads."""
     collector = _SpreadCollector()
     visit(node, collector)
     return collector.names
@@ -92,12 +93,12 @@ def documents(document: DocumentNode) -> dict[str, str]:
         if not isinstance(operation, OperationDefinitionNode) or operation.name is None:
             continue
         used: set[str] = set()
-        pending = _spreads(operation)
+        pending = spreads(operation)
         while pending:
             name = pending.pop()
             if name not in used and name in fragments:
                 used.add(name)
-                pending |= _spreads(fragments[name])
+                pending |= spreads(fragments[name])
         own = DocumentNode(definitions=(operation, *(fragments[name] for name in sorted(used))))
         texts[operation.name.value] = print_ast(own)
     return texts

@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
 from tests import factories
+from tests.auth import ANONYMOUS, Account, Caller
 from tests.compiled.support import Catalog
 
 
@@ -39,3 +40,15 @@ async def catalog(db_session: AsyncSession) -> Catalog:
         users=[author.id for author in authors],
         slug=products[0].slug,
     )
+
+
+@pytest.fixture
+def callers(customer: Account, staff: Account, customer_api_key: Account, staff_api_key: Account) -> dict[str, Caller]:
+    """Each caller every document runs as, by name."""
+    return {
+        "anonymous": ANONYMOUS,
+        "customer": customer,
+        "staff": staff,
+        "customer API key": customer_api_key,
+        "staff API key": staff_api_key,
+    }

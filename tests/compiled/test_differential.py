@@ -16,7 +16,7 @@ from httpx import AsyncClient
 from api.settings import Settings
 from bench.operations import PRODUCT_BY_ID_DOCUMENT, top_products_document
 from schema.compiled.extension import COMPILED, GRAPHQL_CORE
-from tests.auth import ANONYMOUS, Account, Caller
+from tests.auth import Caller
 from tests.compiled.support import Case, Catalog, both_paths
 
 OPERATIONS_DIR = Path(__file__).resolve().parents[2] / "examples" / "operations"
@@ -147,18 +147,8 @@ async def test_compiled_answers_as_graphql_core(
     app: FastAPI,
     client: AsyncClient,
     catalog: Catalog,
-    customer: Account,
-    staff: Account,
-    customer_api_key: Account,
-    staff_api_key: Account,
+    callers: dict[str, Caller],
 ) -> None:
-    callers: dict[str, Caller] = {
-        "anonymous": ANONYMOUS,
-        "customer": customer,
-        "staff": staff,
-        "customer API key": customer_api_key,
-        "staff API key": staff_api_key,
-    }
     settings: Settings = app.state.settings
     assert settings.graphql_compiled  # on by default
     compiled_runs = 0
