@@ -95,7 +95,7 @@ class GraphQLResponse(Response):
 
     def cached_for(self, request: Request) -> Response:
         """Settle Cache-Control, Vary and ETag (api/http_cache.py); a 304 when the client's copy is current."""
-        return settle(request.method, request.headers, self, errors=self.has_errors)
+        return settle(request.headers, self, errors=self.has_errors)
 
 
 class StarletteRequest(StarletteRequestAdapter):
@@ -145,9 +145,9 @@ class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
         except HTTPException as exc:  # Strawberry's own refusals (405 for other methods, 404 without GraphiQL)
             allow = ALLOW_GET_AND_POST if exc.status_code == 405 else None
             refused = refusal_response(request.scope, HTTPRefusal(exc.status_code, exc.reason, headers=allow))
-            return settle(request.method, request.headers, refused, errors=True)
+            return settle(request.headers, refused, errors=True)
         except HTTPRefusal as refusal:
-            return settle(request.method, request.headers, refusal_response(request.scope, refusal), errors=True)
+            return settle(request.headers, refusal_response(request.scope, refusal), errors=True)
         if isinstance(response, GraphQLResponse):
             response.negotiate(request.headers.get("accept"))
             return response.cached_for(request)

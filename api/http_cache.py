@@ -2,11 +2,12 @@
 
 Only a public answer (below) carries an ETag and may be answered 304.
 
-The schema says which answers any cache may keep (schema/extensions/cache_control.py marks them
-`public, max-age=N`); here the edge has the last word. It keeps that mark only on a GET answered
-200 without errors to a request that carried no credential, and answers everything else
-`private, no-store`: such an answer depends on who asks, or records that something was done, and
-its `extensions.cost` changes with every request, so a stored copy could never be revalidated.
+Which answers any cache may keep is the schema's decision alone (schema/extensions/cache_control.py
+`shared_max_age`: an anonymous GET query answered without errors, selecting nothing PRIVATE): it
+marks them `public, max-age=N`, and leaves this client's figures out of their body. Here the edge
+uses that mark, and answers everything else `private, no-store`: such an answer depends on who asks,
+or records that something was done, and its `extensions.cost` changes with every request, so a
+stored copy could never be revalidated.
 
 Every answer varies on `Accept` (the media type is negotiated), `Authorization` and `X-API-Key`:
 a shared cache may otherwise hand a `public` answer to a request with credentials (RFC 9111 §3.5),
@@ -20,16 +21,12 @@ import re
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 
+from schema.extensions.cache_control import is_marked_shared
+
 NOT_STORED = "private, no-store"
 VARY = ("Accept", "Authorization", "X-API-Key")
-CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 # One member of If-None-Match: `*`, or an entity-tag, weak or not (an opaque tag may hold commas).
 _MEMBER = re.compile(r'\s*(\*|(?:W/)?"[^"]*")\s*(?:,|$)')
-
-
-def carries_credentials(headers: Headers) -> bool:
-    """Whether the request presented a credential (valid or not)."""
-    return any(name in headers for name in CREDENTIAL_HEADERS)
 
 
 def add_vary(headers: MutableHeaders, *names: str) -> None:
@@ -66,15 +63,14 @@ def not_modified(response: Response) -> Response:
     return answer
 
 
-def settle(request_method: str, request_headers: Headers, response: Response, *, errors: bool) -> Response:
-    """Give an answer its caching headers; a 304 instead when the client's copy is current."""
-    shared = (
-        request_method == "GET"
-        and response.status_code == 200
-        and not errors
-        and not carries_credentials(request_headers)
-        and response.headers.get("cache-control", "").startswith("public")
-    )
+def settle(request_headers: Headers, response: Response, *, errors: bool) -> Response:
+    """Give an answer its caching headers; a 304 instead when the client's copy is current.
+
+    Shared only if the schema marked it so (it weighed the method and the credentials). `errors` covers
+    one case the schema never saw: an extension failing on its way out after the mark, which turns
+    the answer into an error (Strawberry's execute), and an error is never stored.
+    """
+    shared = is_marked_shared(response) and not errors
     add_vary(response.headers, *VARY)
     if not shared:
         # Not stored, so never revalidated: no ETag (nor the hashing of a body that changes every time).

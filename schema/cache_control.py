@@ -4,7 +4,8 @@ A hint on a type applies to every field that returns it; a hint on a field overr
 A root field, and a field returning an object, count as `maxAge: 0` unless hinted (or their type
 says `inheritMaxAge: true`); a scalar field follows its parent. An answer may be cached for the
 smallest maxAge it selects, and by no cache but the client's own once it selects one PRIVATE field
-or type. schema/extensions/cache_control.py computes that policy; the edge writes Cache-Control.
+or type. schema/extensions/cache_control.py computes that policy and decides which answers a shared
+cache may keep; the edge (api/http_cache.py) follows that decision.
 """
 
 from enum import Enum

@@ -10,9 +10,10 @@ once per (document, operation name), in a bounded LRU beside the parser's and va
   may be skipped can only make the answer less cacheable than it is, never more.
 
 A shared cache may keep an answer (`Cache-Control: public, max-age=N`) only when it answers an
-anonymous GET query without any error and its policy is PUBLIC with a maxAge above 0. The edge
-(api/http_cache.py `settle`) has the last word: it keeps that mark only for a request without
-credentials, and answers everything else `private, no-store`.
+anonymous GET query without any error and its policy is PUBLIC with a maxAge above 0. This module
+alone decides that (`shared_max_age`): SharedCachePolicy marks such an answer, QueryLimits leaves
+this client's figures out of its body, and the edge (api/http_cache.py `settle`) stores, tags and
+revalidates only a marked answer (`is_marked_shared`), and answers everything else `private, no-store`.
 """
 
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ from schema.context import Context
 from schema.extensions.complexity import find_operation
 
 POLICY_CACHE_SIZE = 512
+SHARED = "public"  # how the mark starts: `public, max-age=N`
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,11 @@ def operation_policy(schema: GraphQLSchema, document: DocumentNode, operation_na
 
 
 def shared_max_age(execution: ExecutionContext) -> int | None:
-    """Seconds any cache may keep this operation's answer; None unless it is an anonymous, error-free GET query."""
+    """Seconds any cache may keep this operation's answer; None unless it is an anonymous, error-free GET query.
+
+    The one decision (see the module's docstring). Anonymous: no credential was presented, since a
+    trusted one names a user and one that is not trusted is refused (`context.refusal`, an error).
+    """
     context = execution.context
     request = getattr(context, "request", None)
     if not isinstance(request, Request) or request.method != "GET" or not isinstance(context, Context):
@@ -206,6 +212,11 @@ def shared_max_age(execution: ExecutionContext) -> int | None:
     ).shared_max_age
 
 
+def is_marked_shared(response: Response) -> bool:
+    """Whether SharedCachePolicy marked this answer one any cache may keep."""
+    return response.headers.get("cache-control", "").startswith(SHARED)
+
+
 class SharedCachePolicy(SchemaExtension):
     """Mark an answer any cache may keep `Cache-Control: public, max-age=N`; the edge makes the rest private."""
 
@@ -214,4 +225,4 @@ class SharedCachePolicy(SchemaExtension):
         max_age = shared_max_age(self.execution_context)
         response = getattr(self.execution_context.context, "response", None)
         if max_age is not None and isinstance(response, Response):
-            response.headers["Cache-Control"] = f"public, max-age={max_age}"
+            response.headers["Cache-Control"] = f"{SHARED}, max-age={max_age}"
