@@ -30,6 +30,7 @@ over the workers.
 """
 
 import asyncio
+import errno
 import fcntl
 import os
 import resource
@@ -38,6 +39,8 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -166,12 +169,13 @@ def _listening_inodes(port: int) -> set[int] | None:
 
 
 class ListenerLock:
-    """A POSIX record lock the workers of one arbiter share, taken while one decides to stop listening.
+    """A POSIX record lock the workers of one arbiter share, held while one decides to stop listening.
 
-    Opened in the arbiter (`StorefrontWorker.check_config`), inherited by every forked worker: a
-    record lock belongs to the process holding it, so two workers exclude each other through the
-    same file. Without it, two workers recycling at once could each see the other still listening,
-    and both close.
+    It makes "is my socket the last one listening on the port?" and the close that follows one step
+    among the workers. Opened in the arbiter (`StorefrontWorker.check_config`), inherited by every
+    forked worker: a record lock belongs to the process holding it, so two workers exclude each
+    other through the same file. Without it, two workers recycling at once could each see the other
+    still listening, and both close: nothing would accept until the arbiter's replacements bind.
     """
 
     _file: IO[bytes] | None = None
@@ -182,21 +186,26 @@ class ListenerLock:
             cls._file = tempfile.TemporaryFile()  # noqa: SIM115 - held for the arbiter's lifetime
 
     @classmethod
-    def held(cls) -> "_Held":
-        return _Held(cls._file)
+    @contextmanager
+    def attempt(cls) -> Iterator[bool]:
+        """Hold the lock for the block and give True; give False at once while another worker holds it.
 
-
-class _Held:
-    def __init__(self, file: IO[bytes] | None) -> None:
-        self._file = file
-
-    def __enter__(self) -> None:
-        if self._file is not None:
-            fcntl.lockf(self._file, fcntl.LOCK_EX)
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._file is not None:
-            fcntl.lockf(self._file, fcntl.LOCK_UN)
+        Never waits: the worker asks from its event loop, and tries again at its next tick.
+        """
+        if cls._file is None:  # not opened by an arbiter: no other worker to exclude
+            yield True
+            return
+        try:
+            fcntl.lockf(cls._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):  # POSIX allows either for "held elsewhere"
+                raise
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.lockf(cls._file, fcntl.LOCK_UN)
 
 
 def _is_own_listener(fd: int) -> bool:
@@ -226,7 +235,9 @@ class RecyclingServer(DrainingServer):
         self._idle_grace = min(float(config.timeout_keep_alive), policy.graceful_timeout / 2)
         self._next_memory_check = time.monotonic() + MEMORY_CHECK_SECONDS
         self._recycle_started: float | None = None
-        self._recycle_pending: str | None = None  # the reason, while this worker's socket is the last one
+        # The reason, while this worker cannot stop accepting yet (its socket is the last one, or
+        # another worker holds the ListenerLock): tried again at every tick.
+        self._recycle_pending: str | None = None
 
     async def on_tick(self, counter: int) -> bool:
         # uvicorn's tick (every 0.1 s): the Date header, the arbiter's heartbeat, a signalled exit.
@@ -263,7 +274,7 @@ class RecyclingServer(DrainingServer):
             partial.replace(self._counts_path)
 
     async def _start_recycle(self, reason: str) -> None:
-        """Stop accepting and start the hand-over; or nothing yet, while this worker's socket is the last one."""
+        """Stop accepting and start the hand-over; or nothing yet, while this worker cannot stop accepting."""
         queued = self._stop_accepting()
         if queued is None:
             return
@@ -286,9 +297,12 @@ class RecyclingServer(DrainingServer):
     def _stop_accepting(self) -> list[socket.socket] | None:
         """Close this process's listening sockets; return the connections that were queued on its own ones.
 
-        None, and nothing closed, when one of its own (SO_REUSEPORT) sockets is the last listening on its port.
+        None, and nothing closed, when one of its own (SO_REUSEPORT) sockets is the last listening on its
+        port, or while another worker holds the ListenerLock: the next tick (0.1 s) tries again.
         """
-        with ListenerLock.held():
+        with ListenerLock.attempt() as acquired:
+            if not acquired:
+                return None
             fds = [sock.fileno() for server in self.servers for sock in server.sockets or ()]
             own_fds = [fd for fd in fds if _is_own_listener(fd)]
             for fd in own_fds:
@@ -323,6 +337,18 @@ class RecyclingServer(DrainingServer):
         # uvicorn's shutdown follows: it closes the idle connections left, and waits this long for the rest.
         self.config.timeout_graceful_shutdown = max(int(self._policy.graceful_timeout - elapsed), 1)
         return True
+
+
+def _python_sockets(listeners: list[Any]) -> list[socket.socket]:
+    """The socket.socket inside each of gunicorn's listeners (gunicorn.sock.BaseSocket wraps one).
+
+    uvloop's create_server(sock=) closes the descriptor itself when its server closes, then closes the
+    object it was given: a socket.socket it detaches instead, but a wrapper it calls close() on, and
+    BaseSocket.close() closes the descriptor a second time and logs "Error while closing socket
+    [Errno 9] Bad file descriptor", at every recycle and every shutdown. Given the sockets themselves,
+    the close is uvloop's alone (uvicorn's own close after it, in Server.shutdown, is then a no-op).
+    """
+    return [getattr(listener, "sock", listener) for listener in listeners]
 
 
 class StorefrontWorker(UvicornWorker):
@@ -363,7 +389,7 @@ class StorefrontWorker(UvicornWorker):
         )
         self._install_sigquit_handler()
         try:
-            await server.serve(sockets=self.sockets)
+            await server.serve(sockets=_python_sockets(self.sockets))
         finally:
             server.write_request_count()
         if not server.started:

@@ -56,8 +56,11 @@ def _environment(settings: Settings, port: int, metrics_dir: Path, overrides: di
         # gunicorn.conf.py) hash it to either, paused or not. Tests of the production set-up pass "1".
         "GUNICORN_REUSE_PORT": "0",
     }
-    if os.environ.get("TEST_REDIS_URL"):
-        env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+    if settings.redis_url:
+        # Under the test's own prefix, whose keys its settings fixture deletes: with the default one
+        # (`storefront`) the task queue's stream (`storefront:tasks`, created at start-up with its
+        # consumer group) and the rate limits' counters outlived the test.
+        env |= {"REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": settings.redis_key_prefix}
     return {**env, **overrides}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
@@ -126,6 +127,8 @@ async def test_sigterm_turns_readiness_503_drains_in_flight_requests_and_exits_i
     log = gunicorn.log.read_text()
     assert re.search(r"\[info +\] Booting worker with pid: \d+ +\[gunicorn.error\]", log), log[-2000:]
     assert re.search(r"\[info +\] Application startup complete\. +\[uvicorn.error\]", log), log[-2000:]
+    # each worker closed its listening socket once (no "Error while closing socket [Errno 9]")
+    assert "Errno 9" not in log, log[-2000:]
     assert exited - signalled < GRACEFUL_TIMEOUT
     # every request sent before the signal completed with 200, and so did those sent while draining
     before = [outcome.result for outcome in outcomes if outcome.started < signalled]
@@ -158,3 +161,19 @@ async def test_x_forwarded_for_counts_only_from_trusted_proxies_under_gunicorn(
 
     # then: untrusted, the header is ignored (both are 127.0.0.1); trusted, each address has its own count
     assert statuses == expected
+
+
+async def test_gunicorn_keeps_its_redis_keys_under_the_prefix_of_the_test(
+    redis_settings: Settings, tmp_path: Path
+) -> None:
+    # given
+    redis = Redis.from_url(redis_settings.redis_url or "")
+    try:
+        # when: gunicorn starts on the test's Redis (the API declares the task queue's stream at start-up)
+        async with running_gunicorn(redis_settings, tmp_path):
+            stream = await redis.type(f"{redis_settings.redis_key_prefix}:tasks")
+    finally:
+        await redis.aclose()
+
+    # then: the stream is under the test's own prefix, which the fixture deletes, not under the default one
+    assert stream == b"stream"

@@ -1,10 +1,12 @@
 """Worker recycling under load loses nothing: real gunicorn, real gunicorn.conf.py, keep-alive clients."""
 
 import asyncio
+import multiprocessing
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
+from api.worker import ListenerLock
 from tests import factories
 from tests.gunicorn_process import Server, running_gunicorn
 
@@ -22,6 +25,9 @@ TEARDOWN_DRAIN = "1"  # the SIGTERM drain (seconds) that stopping gunicorn after
 PRODUCTION = {"GUNICORN_REUSE_PORT": "1"}  # one listening socket per worker, as gunicorn.conf.py defaults to
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 RECYCLING = re.compile(r"worker recycling .*reason=(\w+)")
+# gunicorn's line when a listening socket is closed twice (its descriptor already closed): Errno 9, EBADF.
+DOUBLE_CLOSE = re.compile(r".*(?:Error while closing socket|Errno 9).*")
+FORKED_ANSWER_SECONDS = 5.0
 
 
 @dataclass
@@ -68,6 +74,10 @@ def _recycle_reasons(server: Server) -> list[str]:
     return RECYCLING.findall(server.log.read_text())
 
 
+def _double_closes(server: Server) -> list[str]:
+    return DOUBLE_CLOSE.findall(server.log.read_text())
+
+
 async def _with_products(db_session: AsyncSession) -> None:
     for _ in range(5):
         await factories.create_product(db_session)
@@ -109,6 +119,8 @@ async def test_workers_recycled_by_request_count_under_keep_alive_load_fail_no_r
     assert len(reasons) >= 3
     assert set(reasons) == {"max_requests"}
     assert tally.closing >= 3
+    # and closed its listening socket once (uvloop's server closes it; nothing closes it again)
+    assert _double_closes(recycling_by_count) == []
 
 
 async def test_a_worker_over_its_memory_ceiling_recycles_gracefully_under_load(recycling_by_memory: Server) -> None:
@@ -136,3 +148,38 @@ async def test_a_worker_over_its_memory_ceiling_recycles_gracefully_under_load(r
     assert len(_workers_booted(recycling_by_memory)) >= 2 + 2
     assert tally.sent > 0
     assert tally.failures == [], f"{len(tally.failures)} of {tally.sent} failed: {Counter(tally.failures)}"
+    assert _double_closes(recycling_by_memory) == []
+
+
+def _report_attempt(answer: Connection) -> None:
+    with ListenerLock.attempt() as acquired:
+        answer.send(acquired)
+
+
+def _attempt_in_a_forked_worker() -> bool | None:
+    """What ListenerLock.attempt gives in a process forked from this one (as a worker is); None: no answer."""
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    worker = fork.Process(target=_report_attempt, args=(sender,))
+    worker.start()
+    try:
+        answered: bool | None = receiver.recv() if receiver.poll(FORKED_ANSWER_SECONDS) else None
+        return answered
+    finally:
+        worker.kill()  # still waiting, if attempt() blocked
+        worker.join()
+        receiver.close()
+        sender.close()
+
+
+def test_the_listener_lock_refuses_a_second_worker_at_once_instead_of_blocking_its_event_loop() -> None:
+    # given: the lock file opened as the arbiter opens it, and held here: one worker deciding to stop listening
+    ListenerLock.open()
+    with ListenerLock.attempt() as held:
+        # when: another worker, forked after the open, asks for it meanwhile
+        meanwhile = _attempt_in_a_forked_worker()
+
+    # then: the other worker is told no at once (it tries again at its next tick), and gets it once free
+    assert held is True
+    assert meanwhile is False
+    assert _attempt_in_a_forked_worker() is True
