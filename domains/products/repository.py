@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Float,
     Numeric,
@@ -140,10 +141,19 @@ def _review_view(row: Sequence[Any]) -> ReviewView:
     return ReviewView(*row[:_REVIEW_WIDTH], author=UserView(*author) if author else None)
 
 
+# By whether the caller is staff: built once, since building the statement (and SQLAlchemy's cache key
+# of it) cost more than running it — 0.28 ms of CPU per call for one product.
+_PRODUCTS_BY_IDS: dict[bool, Select[Any]] = {}
+
+
 async def get_products_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[ProductView]:
     """Get the visible products among these ids, with their categories."""
-    stmt = _products_with_categories(principal).where(Product.id.in_(ids), *_visible_products(principal))
-    return [_product_view(row) for row in await session.execute(stmt)]
+    stmt = _PRODUCTS_BY_IDS.get(principal.is_staff)
+    if stmt is None:
+        ids_parameter: BindParameter[int] = bindparam("ids", expanding=True)
+        stmt = _products_with_categories(principal).where(Product.id.in_(ids_parameter), *_visible_products(principal))
+        _PRODUCTS_BY_IDS[principal.is_staff] = stmt
+    return [_product_view(row) for row in await session.execute(stmt, {"ids": list(ids)})]
 
 
 async def get_product_by_slug(session: AsyncSession, principal: Principal, slug: str) -> ProductView | None:
