@@ -53,7 +53,7 @@ NOT_COMPILABLE = "graphql_not_compilable"
 DEFINITION_BACKREF = "strawberry-definition"  # Strawberry's GraphQLCoreConverter.DEFINITION_BACKREF
 
 ATTRIBUTE, RESOLVER, TYPENAME, DIRECT = 0, 1, 2, 3
-NON_NULL, LIST, LEAF, OBJECT, ABSTRACT = 0, 1, 2, 3, 4
+LIST, LEAF, OBJECT, ABSTRACT = 1, 2, 3, 4
 
 
 # graphql-core's String and ID coercion returns a str as it is, Boolean's a bool; Int's an int in range.
@@ -70,7 +70,9 @@ class Completion:
     """How a field's value of one GraphQL type is completed, as graphql-core's `complete_value` does."""
 
     kind: int
+    # The named (or list) type; a non-null type is the same completion with `non_null` set.
     type: Any
+    non_null: bool = False
     inner: "Completion | None" = None
     # OBJECT: the selection on the type; ABSTRACT: per runtime type name, compiled when first met.
     selection: "Selection | None" = None
@@ -194,17 +196,17 @@ class Compiler:
                     info=resolver.info_parameter.name if resolver.info_parameter else None,
                 )
         completion = self._completion(definition.type, details)
-        inner = completion.inner if completion.kind == NON_NULL else completion
-        leaf = inner is not None and inner.kind == LEAF
+        leaf = completion.kind == LEAF
         return FieldPlan(key, kind, definition, nodes, details, attribute, has_arguments, completion, leaf, direct)
 
     def _completion(self, type_: GraphQLOutputType, details: list[FieldDetails]) -> Completion:
         if is_non_null_type(type_):
-            inner = self._completion(type_.of_type, details)
-            return Completion(NON_NULL, type_, inner, composite=inner.composite)
+            completion = self._completion(type_.of_type, details)
+            completion.non_null = True
+            return completion
         if is_list_type(type_):
             inner = self._completion(type_.of_type, details)
-            return Completion(LIST, type_, inner, composite=inner.composite)
+            return Completion(LIST, type_, inner=inner, composite=inner.composite)
         if is_leaf_type(type_):
             return Completion(LEAF, type_, passthrough=PASSTHROUGH.get(type_.name) if type_ in BUILT_IN else None)
         if is_object_type(type_):

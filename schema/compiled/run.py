@@ -29,7 +29,6 @@ from schema.compiled.plan import (
     DIRECT,
     LEAF,
     LIST,
-    NON_NULL,
     OBJECT,
     TYPENAME,
     Bindings,
@@ -192,17 +191,13 @@ class Run:
         info: ResolveInfo | None,
         following: list[Task],
     ) -> Any:
+        if value is None or value is Undefined:
+            if completion.non_null:
+                raise Bail
+            return None
         if isinstance(value, Exception):
             raise Bail
         kind = completion.kind
-        if kind == NON_NULL:
-            assert completion.inner is not None  # noqa: S101 - built so by the compiler
-            completed = self._complete(completion.inner, value, plan, parent, path, info, following)
-            if completed is None:
-                raise Bail
-            return completed
-        if value is None or value is Undefined:
-            return None
         if kind == LEAF:
             return _leaf(completion, value)
         if kind == LIST:
@@ -264,11 +259,9 @@ class Run:
 
 def _leaf(completion: Completion, value: Any) -> Any:
     """Complete a leaf (or a non-null leaf): graphql-core's `complete_leaf_value`, or Bail where it errs."""
-    if completion.kind == NON_NULL:
-        completion = completion.inner  # type: ignore[assignment] # a non-null leaf's inner completion is the leaf
-        if value is None or value is Undefined:
+    if value is None or value is Undefined:
+        if completion.non_null:
             raise Bail
-    elif value is None or value is Undefined:
         return None
     passthrough = completion.passthrough
     if (
