@@ -83,13 +83,17 @@ def _max_worker_rss_mib(server: Server) -> float:
     return round(max(rss, default=0) / KIB, 1)
 
 
-def _measure(config: BenchConfig, servers: dict[str, Server], files: LoadFiles) -> list[dict[str, Any]]:
+def _measure(
+    config: BenchConfig, servers: dict[str, Server], files: LoadFiles
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every wrk run; and each server's worker RSS (max per worker) after the warm-up, before the first run."""
     if config.warmup_s:
         print(f"bench: warming up ({config.warmup_s} s per server and operation)", flush=True)
         for server in servers.values():
             for operation in OPERATIONS:
                 command = wrk_command(config, server, operation.name, files, connections=10, duration_s=config.warmup_s)
                 run_wrk(command, config.warmup_s)
+    rss_after_warmup = {name: _max_worker_rss_mib(server) for name, server in servers.items()}
     runs: list[dict[str, Any]] = []
     for round_number in range(1, config.rounds + 1):
         for concurrency in config.concurrencies:
@@ -130,7 +134,7 @@ def _measure(config: BenchConfig, servers: dict[str, Server], files: LoadFiles) 
                         f"  workers spawned {run['workers_spawned']}" + (f"  ERRORS {errors}" if errors else ""),
                         flush=True,
                     )
-    return runs
+    return runs, rss_after_warmup
 
 
 def bench(config: BenchConfig) -> None:
@@ -188,12 +192,14 @@ def bench(config: BenchConfig) -> None:
                 f" {verification.byte_identical} byte-identical)",
                 flush=True,
             )
-        runs = _measure(config, servers, files)
+        runs, rss_after_warmup = _measure(config, servers, files)
         for server in servers.values():
             server.check_alive()
         memory = {
             name: {
+                "after_warmup_mib": rss_after_warmup[name],
                 "after_mib": _max_worker_rss_mib(server),
+                "requests": sum(run["requests"] for run in runs if run["target"] == name),
                 "peak_mib": max((run["peak_worker_rss_mib"] for run in runs if run["target"] == name), default=0.0),
             }
             for name, server in servers.items()
@@ -204,7 +210,7 @@ def bench(config: BenchConfig) -> None:
     summary = summarise(runs, config)
     # The stricter of the two: a worker recycled mid-run may have been the biggest.
     worker_rss = {name: max(memory[name]["after_mib"], memory[name]["peak_mib"]) for name in config.variants}
-    targets = check_targets(summary, statements_record, worker_rss, config.variants)
+    targets = check_targets(summary, statements_record, worker_rss, config.variants, memory)
     server_environment = {
         name: value for name, value in sorted({**os.environ, **pools}.items()) if name.startswith(SERVER_ENV_PREFIXES)
     }
