@@ -72,6 +72,7 @@ class BenchConfig:
     wrk_threads: int
     wrk_timeout_s: int
     workers: int
+    soak_requests: int
     variants: tuple[str, ...]
     reload: bool
     postgres_url: str
@@ -98,6 +99,7 @@ class BenchConfig:
             wrk_threads=_int("BENCH_THREADS", 2),
             wrk_timeout_s=_int("BENCH_TIMEOUT", 10),
             workers=_int("BENCH_WORKERS", 2),
+            soak_requests=_int("BENCH_SOAK_REQUESTS", 50_000, minimum=0),
             variants=_variants("BENCH_VARIANTS"),
             reload=_flag("BENCH_RELOAD"),
             postgres_url=postgres_url,

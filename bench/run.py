@@ -8,6 +8,7 @@ harness itself failed (a server would not start, the two servers disagreed, wrk 
 """
 
 import asyncio
+import math
 import os
 import shutil
 import signal
@@ -83,17 +84,13 @@ def _max_worker_rss_mib(server: Server) -> float:
     return round(max(rss, default=0) / KIB, 1)
 
 
-def _measure(
-    config: BenchConfig, servers: dict[str, Server], files: LoadFiles
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Every wrk run; and each server's worker RSS (max per worker) after the warm-up, before the first run."""
+def _measure(config: BenchConfig, servers: dict[str, Server], files: LoadFiles) -> list[dict[str, Any]]:
     if config.warmup_s:
         print(f"bench: warming up ({config.warmup_s} s per server and operation)", flush=True)
         for server in servers.values():
             for operation in OPERATIONS:
                 command = wrk_command(config, server, operation.name, files, connections=10, duration_s=config.warmup_s)
                 run_wrk(command, config.warmup_s)
-    rss_after_warmup = {name: _max_worker_rss_mib(server) for name, server in servers.items()}
     runs: list[dict[str, Any]] = []
     for round_number in range(1, config.rounds + 1):
         for concurrency in config.concurrencies:
@@ -134,7 +131,42 @@ def _measure(
                         f"  workers spawned {run['workers_spawned']}" + (f"  ERRORS {errors}" if errors else ""),
                         flush=True,
                     )
-    return runs, rss_after_warmup
+    return runs
+
+
+def _soak(
+    config: BenchConfig, servers: dict[str, Server], files: LoadFiles, runs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Each app variant's worker RSS before and after at least `soak_requests` more ProductById requests.
+
+    After the rounds, so every worker has already met the highest concurrency (its memory's high-water
+    mark): what grows over the soak is what each request leaves behind. Its length comes from the
+    variant's median rate in the rounds, with a tenth to spare.
+    """
+    soaks: dict[str, Any] = {}
+    if not config.soak_requests:
+        return soaks
+    concurrency = max(config.concurrencies)
+    for variant in config.variants:
+        rates = sorted(
+            run["requests_per_s"]
+            for run in runs
+            if run["target"] == variant and run["operation"] == PRODUCT_BY_ID and run["concurrency"] == concurrency
+        )
+        rate = rates[len(rates) // 2] if rates else 100.0
+        duration_s = max(1, math.ceil(config.soak_requests / max(rate, 1.0) * 1.1))
+        server = servers[variant]
+        print(f"bench: soak of {variant}: ProductById, c={concurrency}, {duration_s} s", flush=True)
+        before = _max_worker_rss_mib(server)
+        command = wrk_command(config, server, PRODUCT_BY_ID, files, connections=concurrency, duration_s=duration_s)
+        report, _ = run_wrk(command, duration_s)
+        soaks[variant] = {
+            "requests": report.requests,
+            "duration_s": duration_s,
+            "rss_before_mib": before,
+            "rss_after_mib": _max_worker_rss_mib(server),
+        }
+    return soaks
 
 
 def bench(config: BenchConfig) -> None:
@@ -192,14 +224,13 @@ def bench(config: BenchConfig) -> None:
                 f" {verification.byte_identical} byte-identical)",
                 flush=True,
             )
-        runs, rss_after_warmup = _measure(config, servers, files)
+        runs = _measure(config, servers, files)
+        soaks = _soak(config, servers, files, runs)
         for server in servers.values():
             server.check_alive()
         memory = {
             name: {
-                "after_warmup_mib": rss_after_warmup[name],
                 "after_mib": _max_worker_rss_mib(server),
-                "requests": sum(run["requests"] for run in runs if run["target"] == name),
                 "peak_mib": max((run["peak_worker_rss_mib"] for run in runs if run["target"] == name), default=0.0),
             }
             for name, server in servers.items()
@@ -210,12 +241,12 @@ def bench(config: BenchConfig) -> None:
     summary = summarise(runs, config)
     # The stricter of the two: a worker recycled mid-run may have been the biggest.
     worker_rss = {name: max(memory[name]["after_mib"], memory[name]["peak_mib"]) for name in config.variants}
-    targets = check_targets(summary, statements_record, worker_rss, config.variants, memory)
+    targets = check_targets(summary, statements_record, worker_rss, config.variants, soaks)
     server_environment = {
         name: value for name, value in sorted({**os.environ, **pools}.items()) if name.startswith(SERVER_ENV_PREFIXES)
     }
     table = markdown(
-        summary, targets, statements_record, memory, server_environment, gunicorn_settings, config.variants
+        summary, targets, statements_record, memory, soaks, server_environment, gunicorn_settings, config.variants
     )
     if code_changed:
         table += "\n\n**The code changed during this run**: recycled workers may have served the new code."
@@ -234,6 +265,7 @@ def bench(config: BenchConfig) -> None:
         "statements": statements_record,
         "verification": verifications,
         "memory": memory,
+        "soaks": soaks,
         "summary": summary,
         "targets": [asdict(target) for target in targets],
         "markdown": table,
