@@ -137,7 +137,9 @@ async def test_the_websocket_example_follows_an_order_until_staff_moves_it(
         token,
     )
     order_id = placed["orderPlace"]["order"]["id"]
-    (tmp_path / "node_modules").symlink_to(ROOT / "tests" / "node" / "node_modules")
+    modules = ROOT / "tests" / "node" / "node_modules"
+    assert (modules / "graphql-ws").is_dir(), "run `make node` (npm ci in tests/node)"
+    (tmp_path / "node_modules").symlink_to(modules)
     script = tmp_path / "follow-order.mjs"
     script.write_text(_against(example.code, live_server), encoding="utf-8")
     env = {**os.environ, "TOKEN": token, "ORDER_ID": order_id}
