@@ -8,7 +8,6 @@ only and the two runs of a mutation would not see the same rows.
 """
 
 import ast
-import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +78,6 @@ class Document:
     source: str  # file:line of the constant it came from
     operation_name: str | None
     text: str
-
-
-def global_id(type_name: str, pk: int) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 def _string_constants(path: Path) -> Iterator[tuple[int, str]]:

@@ -11,11 +11,12 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domains.common.ids import encode_global_id
 from domains.orders import models as orders_models
 from domains.products import models as products_models
 from tests import factories
 from tests.auth import Account, Caller
-from tests.compiled.corpus import Suite, global_id, schema_from_sdl, suite_documents, variables
+from tests.compiled.corpus import Suite, schema_from_sdl, suite_documents, variables
 from tests.compiled.support import Case, Catalog, both_paths
 
 SCHEMA = schema_from_sdl()
@@ -37,19 +38,19 @@ async def _suite(db_session: AsyncSession, catalog: Catalog, customer: Account, 
     assert other.key is not None
     assert item is not None
     ids = {
-        "Product": global_id("Product", catalog.products[0]),
-        "Category": global_id("Category", catalog.categories[1]),
-        "Review": global_id("Review", catalog.reviews[0]),
-        "User": global_id("User", customer.user.id),
-        "Order": global_id("Order", mine.id),
-        "OrderItem": global_id("OrderItem", item),
-        "ApiKey": global_id("ApiKey", other.key.id),
+        "Product": encode_global_id("Product", catalog.products[0]),
+        "Category": encode_global_id("Category", catalog.categories[1]),
+        "Review": encode_global_id("Review", catalog.reviews[0]),
+        "User": encode_global_id("User", customer.user.id),
+        "Order": encode_global_id("Order", mine.id),
+        "OrderItem": encode_global_id("OrderItem", item),
+        "ApiKey": encode_global_id("ApiKey", other.key.id),
     }
     more = [
-        global_id("Order", theirs.id),
-        global_id("User", catalog.users[0]),
-        global_id("Product", catalog.hidden),
-        global_id("Product", 10**6),
+        encode_global_id("Order", theirs.id),
+        encode_global_id("User", catalog.users[0]),
+        encode_global_id("Product", catalog.hidden),
+        encode_global_id("Product", 10**6),
     ]
     return Suite(ids=ids, more_ids=[*ids.values(), *more], slugs={"Product": catalog.slug, "Category": category.slug})
 
