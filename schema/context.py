@@ -1,6 +1,7 @@
 """The typed per-request GraphQL context: who asks, their unit of work and loaders, the limits they spend."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Self
 
 import strawberry
@@ -37,45 +38,31 @@ class Loaders:
     a request's fixed cost. A set, once built, is the request's for good.
     """
 
-    __slots__ = ("_db", "_orders", "_principal", "_products", "_users", "_webhooks")
-
     def __init__(self, db: RequestDb, principal: Principal) -> None:
         self._db = db
         self._principal = principal
-        self._orders: OrdersLoaders | None = None
-        self._products: ProductsLoaders | None = None
-        self._users: UsersLoaders | None = None
-        self._webhooks: WebhooksLoaders | None = None
 
     @classmethod
     def create(cls, db: RequestDb, principal: Principal) -> Self:
         """The loaders of one request (or one WebSocket operation), for this principal."""
         return cls(db, principal)
 
-    @property
+    @cached_property
     def orders(self) -> OrdersLoaders:
-        if self._orders is None:
-            self._orders = OrdersLoaders.create(self._db, self._principal)
-        return self._orders
+        return OrdersLoaders.create(self._db, self._principal)
 
-    @property
+    @cached_property
     def products(self) -> ProductsLoaders:
-        if self._products is None:
-            # A review's author is handed on to the users' loader: the same one `users` returns.
-            self._products = ProductsLoaders.create(self._db, self._principal, self.users.user_by_id)
-        return self._products
+        # A review's author is handed on to the users' loader: the same one `users` returns.
+        return ProductsLoaders.create(self._db, self._principal, self.users.user_by_id)
 
-    @property
+    @cached_property
     def users(self) -> UsersLoaders:
-        if self._users is None:
-            self._users = UsersLoaders.create(self._db, self._principal)
-        return self._users
+        return UsersLoaders.create(self._db, self._principal)
 
-    @property
+    @cached_property
     def webhooks(self) -> WebhooksLoaders:
-        if self._webhooks is None:
-            self._webhooks = WebhooksLoaders.create(self._db, self._principal)
-        return self._webhooks
+        return WebhooksLoaders.create(self._db, self._principal)
 
 
 class Context:

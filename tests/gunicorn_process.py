@@ -16,12 +16,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
+from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 PROC = Path("/proc")
 STOP_SECONDS = 30.0  # above the graceful timeouts the tests configure
+# What the gunicorn tests send: a small page that reads the database, over the products `with_products` makes.
+TOP_PRODUCTS = {"query": "query TopProducts { products(first: 5) { nodes { name price { amount } } } }"}
+
+
+async def with_products(db_session: AsyncSession) -> None:
+    """Commit the five products TOP_PRODUCTS reads."""
+    for _ in range(5):
+        await factories.create_product(db_session)
+    await db_session.commit()
 
 
 @dataclass

@@ -14,21 +14,17 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
-from tests import factories
-from tests.gunicorn_process import Server, running_gunicorn
+from tests.gunicorn_process import TOP_PRODUCTS, Server, running_gunicorn, with_products
 
 GRACEFUL_TIMEOUT = 20
 DRAIN_SECONDS = 2
-TOP_PRODUCTS = {"query": "query TopProducts { products(first: 5) { nodes { name price { amount } } } }"}
 GRAPHQL_200 = 'http_requests_total{handler="/graphql",method="POST",status="200"}'
 
 
 @pytest.fixture
 async def gunicorn(settings: Settings, tmp_path: Path, db_session: AsyncSession) -> AsyncIterator[Server]:
     """gunicorn.conf.py as production runs it, with two workers, on the test database (and Redis)."""
-    for _ in range(5):
-        await factories.create_product(db_session)
-    await db_session.commit()
+    await with_products(db_session)
     async with running_gunicorn(
         settings,
         tmp_path,

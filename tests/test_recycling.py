@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
 from api.worker import ListenerLock
-from tests import factories
-from tests.gunicorn_process import Server, running_gunicorn
+from tests.gunicorn_process import Server, running_gunicorn, with_products
 
 PRODUCT_NAMES = {"query": "query ProductNames { products(first: 2) { nodes { name } } }"}
 MAX_REQUESTS, JITTER = 150, 20
@@ -78,15 +77,9 @@ def _double_closes(server: Server) -> list[str]:
     return DOUBLE_CLOSE.findall(server.log.read_text())
 
 
-async def _with_products(db_session: AsyncSession) -> None:
-    for _ in range(5):
-        await factories.create_product(db_session)
-    await db_session.commit()
-
-
 @pytest.fixture
 async def recycling_by_count(settings: Settings, tmp_path: Path, db_session: AsyncSession) -> AsyncIterator[Server]:
-    await _with_products(db_session)
+    await with_products(db_session)
     env = {"GUNICORN_MAX_REQUESTS": str(MAX_REQUESTS), "GUNICORN_MAX_REQUESTS_JITTER": str(JITTER), **PRODUCTION}
     async with running_gunicorn(settings, tmp_path, GUNICORN_DRAIN_SECONDS=TEARDOWN_DRAIN, **env) as server:
         yield server
@@ -94,7 +87,7 @@ async def recycling_by_count(settings: Settings, tmp_path: Path, db_session: Asy
 
 @pytest.fixture
 async def recycling_by_memory(settings: Settings, tmp_path: Path, db_session: AsyncSession) -> AsyncIterator[Server]:
-    await _with_products(db_session)
+    await with_products(db_session)
     # Below any worker's resident set: every worker passes it at its first check.
     async with running_gunicorn(
         settings, tmp_path, GUNICORN_DRAIN_SECONDS=TEARDOWN_DRAIN, GUNICORN_MAX_WORKER_MEMORY_MB="1", **PRODUCTION

@@ -15,12 +15,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
-from tests import factories
-from tests.gunicorn_process import Server, connections_per_worker, running_gunicorn, workers
+from tests.gunicorn_process import (
+    TOP_PRODUCTS,
+    Server,
+    connections_per_worker,
+    running_gunicorn,
+    with_products,
+    workers,
+)
 
 CONNECTIONS = 40
 ROUNDS = 5
-TOP_PRODUCTS = {"query": "query TopProducts { products(first: 5) { nodes { name price { amount } } } }"}
 # Longer than a loaded machine takes for the five rounds: a connection the server closed as idle would
 # leave the count (it once held 10 of 40 at the end on a loaded CI run, with gunicorn's 5 s).
 KEEPALIVE_SECONDS = "120"
@@ -28,9 +33,7 @@ KEEPALIVE_SECONDS = "120"
 
 @pytest.fixture
 async def production(settings: Settings, tmp_path: Path, db_session: AsyncSession) -> AsyncIterator[Server]:
-    for _ in range(5):
-        await factories.create_product(db_session)
-    await db_session.commit()
+    await with_products(db_session)
     async with running_gunicorn(
         settings, tmp_path, GUNICORN_REUSE_PORT="1", GUNICORN_DRAIN_SECONDS="1", GUNICORN_KEEPALIVE=KEEPALIVE_SECONDS
     ) as server:

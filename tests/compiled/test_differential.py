@@ -34,6 +34,11 @@ def _example_documents() -> dict[str, str]:
 
 
 EXAMPLES = _example_documents()
+SKIP_AND_INCLUDE = """query S($withReviews: Boolean!, $noCategory: Boolean = false) {
+  products(first: 4) { nodes { id
+    reviews(first: 2) @include(if: $withReviews) { totalCount nodes { rating author { name } } }
+    category @skip(if: $noCategory) { name }
+    ... @include(if: $withReviews) { name slug } } } }"""
 
 
 def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
@@ -90,11 +95,7 @@ def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
         (
             Case(
                 "skip and include",
-                """query S($withReviews: Boolean!, $noCategory: Boolean = false) {
-                     products(first: 4) { nodes { id
-                       reviews(first: 2) @include(if: $withReviews) { totalCount nodes { rating author { name } } }
-                       category @skip(if: $noCategory) { name }
-                       ... @include(if: $withReviews) { name slug } } } }""",
+                SKIP_AND_INCLUDE,
                 {"withReviews": True},
             ),
             COMPILED,
@@ -102,11 +103,7 @@ def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
         (
             Case(
                 "skip and include, other values",
-                """query S($withReviews: Boolean!, $noCategory: Boolean = false) {
-                     products(first: 4) { nodes { id
-                       reviews(first: 2) @include(if: $withReviews) { totalCount nodes { rating author { name } } }
-                       category @skip(if: $noCategory) { name }
-                       ... @include(if: $withReviews) { name slug } } } }""",
+                SKIP_AND_INCLUDE,
                 {"withReviews": False, "noCategory": True},
             ),
             COMPILED,
