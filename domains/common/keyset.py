@@ -70,12 +70,21 @@ class Ordering:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of rows, with the cursor of each row and whether more rows lie on either side."""
+    """One page of rows, whether more rows lie on either side, and the cursor of each row on demand.
+
+    A cursor is encoded only when asked for: most queries select the nodes of a page, not the cursor
+    of every edge (a TopProducts page of 50 products with 5 reviews each spent 300 encodings on none).
+    """
 
     rows: list[T]
-    cursors: list[str]
+    ordering: Ordering
+    key_of: Callable[[T], tuple[Any, int]]
     has_next_page: bool
     has_previous_page: bool
+
+    def cursor(self, index: int) -> str:
+        """The opaque cursor of the row at `index` of this page."""
+        return encode_cursor(self.ordering, *self.key_of(self.rows[index]))
 
 
 def _encode_key(kind: KeyKind, value: Any) -> Any:
@@ -228,15 +237,14 @@ def to_page(
     page: PageRequest,
     key_of: Callable[[T], tuple[Any, int]],
 ) -> Page[T]:
-    """Trim the look-ahead row, restore the order of a backward read, and make the cursors."""
+    """Trim the look-ahead row and restore the order of a backward read."""
     has_more = len(rows) > page.size
     kept = list(rows[: page.size])
     if page.backward:
         kept.reverse()
-    cursors = [encode_cursor(ordering, *key_of(row)) for row in kept]
     if page.backward:
-        return Page(kept, cursors, has_next_page=page.before is not None, has_previous_page=has_more)
-    return Page(kept, cursors, has_next_page=has_more, has_previous_page=page.after is not None)
+        return Page(kept, ordering, key_of, has_next_page=page.before is not None, has_previous_page=has_more)
+    return Page(kept, ordering, key_of, has_next_page=has_more, has_previous_page=page.after is not None)
 
 
 def attribute_key(ordering: Ordering) -> Callable[[Any], tuple[Any, int]]:

@@ -1,7 +1,7 @@
 """The one generic keyset Relay connection every list field returns."""
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -36,12 +36,23 @@ class PageInfo(relay.PageInfo):
     """Strawberry's PageInfo, cached as long as the connection it belongs to."""
 
 
+def _edge_cursor(self: "Edge[Any]") -> str:
+    """Encode an edge's cursor when it is selected, not for every edge of every page."""
+    return self.page.cursor(self.index)
+
+
 @strawberry.type(
     name="Edge", description="One item of a page, with the cursor of its position.", directives=[INHERIT_MAX_AGE]
 )
 class Edge(Generic[NodeType]):
-    cursor: str = strawberry.field(description="Opaque position; pass it as `after` or `before`.")
+    cursor: str = strawberry.field(
+        resolver=_edge_cursor,
+        description="Opaque position; pass it as `after` or `before`.",
+    )
     node: NodeType = strawberry.field(description="The item.")
+    # The page this edge is row `index` of: its cursor is encoded only when selected.
+    page: strawberry.Private[Page[Any]]
+    index: strawberry.Private[int]
 
 
 @strawberry.type(
@@ -70,11 +81,12 @@ class Connection(Generic[NodeType]):
         count_total: Callable[[], Awaitable[int]],
     ) -> Self:
         """Wrap a keyset page of rows as a connection of GraphQL nodes."""
-        edges = [Edge(cursor=cursor, node=to_node(row)) for row, cursor in zip(page.rows, page.cursors, strict=True)]
+        edges = [Edge(page=page, index=index, node=to_node(row)) for index, row in enumerate(page.rows)]
+        last = len(page.rows) - 1
         page_info = PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
-            start_cursor=page.cursors[0] if page.cursors else None,
-            end_cursor=page.cursors[-1] if page.cursors else None,
+            start_cursor=page.cursor(0) if page.rows else None,
+            end_cursor=page.cursor(last) if page.rows else None,
         )
         return cls(page_info=page_info, edges=edges, count_total=count_total)
