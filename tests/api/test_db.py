@@ -1,9 +1,11 @@
 """RequestDb: reads in autocommit, units of work in a real transaction, on both databases."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -121,3 +123,58 @@ def test_a_file_database_gets_the_pool_the_settings_size(settings: Settings) -> 
     # then: SQLite as well as PostgreSQL
     assert isinstance(engine.pool, QueuePool)
     assert (engine.pool.size(), engine.pool._max_overflow, engine.pool.timeout()) == (2, 1, 3.0)
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    db = RequestDb(create_sessionmaker(engine)())
+    try:
+        async with db.read() as session:
+            return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+    finally:
+        await db.close()
+
+
+async def _terminate(engine: AsyncEngine, pid: int) -> None:
+    """Close a backend from the server's side, as a restart does, and wait until it is gone."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        for _ in range(100):
+            alive = await connection.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+            if not alive:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"backend {pid} outlived pg_terminate_backend")
+
+
+@pytest.mark.parametrize("pre_ping", [True, False])
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
+    postgres_redis_settings: Settings, pre_ping: bool
+) -> None:
+    # given: a pooled connection whose backend the server then closes (one pool slot, so it is reused)
+    settings = postgres_redis_settings.model_copy(
+        update={"db_pool_pre_ping": pre_ping, "db_pool_size": 1, "db_max_overflow": 0}
+    )
+    engine, killer = create_engine(settings), create_engine(settings.model_copy(update={"db_pool_pre_ping": False}))
+    try:
+        first = await _backend_pid(engine)
+        await _terminate(killer, first)
+
+        # when: the next read borrows it
+        outcome: int | Exception
+        try:
+            outcome = await _backend_pid(engine)
+        except DBAPIError as exc:
+            outcome = exc
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+    # then: with the ping, the read runs on a new backend; without it, the dead connection fails the read
+    if pre_ping:
+        assert isinstance(outcome, int)
+        assert outcome != first
+    else:
+        assert isinstance(outcome, DBAPIError)
+        assert outcome.connection_invalidated
