@@ -17,7 +17,7 @@ Anything a plan cannot express raises `NotCompilable`: the operation runs throug
 """
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,8 @@ class Selection:
 
     type: GraphQLObjectType
     fields: list[FieldPlan]
+    # The generated function that fills an object of this selection (schema/compiled/fill.py), once used.
+    fill: Callable[..., None] | None = None
 
 
 class Compiler:

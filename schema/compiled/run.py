@@ -23,14 +23,12 @@ from graphql.pyutils import Path, Undefined, is_iterable
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.unset import UNSET
 
+from schema.compiled.fill import fill_of
 from schema.compiled.plan import (
     ABSTRACT,
-    ATTRIBUTE,
-    DIRECT,
     LEAF,
     LIST,
     OBJECT,
-    TYPENAME,
     Bindings,
     Compiler,
     Completion,
@@ -76,7 +74,8 @@ class Run:
         pending: list[Pending] = []
         try:
             for selection, source, out, path in tasks:
-                self._fields(selection, source, out, path, following, waiting, pending)
+                fill = selection.fill or fill_of(selection, _leaf)
+                fill(self, source, out, path, following, waiting, pending)
         except Exception as exc:
             _abandon(waiting)
             raise Bail from exc
@@ -93,43 +92,10 @@ class Run:
             raise Bail from exc
         return following
 
-    def _fields(
-        self,
-        selection: Selection,
-        source: Any,
-        out: dict[str, Any],
-        path: Path | None,
-        following: list[Task],
-        waiting: list[Awaitable[Any]],
-        pending: list[Pending],
-    ) -> None:
-        parent = selection.type
-        for plan in selection.fields:
-            kind = plan.kind
-            if kind == ATTRIBUTE:
-                value = getattr(source, plan.attribute)
-                if plan.leaf:
-                    out[plan.key] = _leaf(plan.completion, value)
-                else:
-                    field_path = Path(path, plan.key, parent.name)
-                    out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, None, following)
-                continue
-            if kind == TYPENAME:
-                out[plan.key] = parent.name
-                continue
-            field_path = Path(path, plan.key, parent.name)
-            info = self.executor.build_resolve_info(plan.definition, plan.nodes, parent, field_path)
-            if kind == DIRECT:
-                value = self._call(plan, source, info)
-            else:
-                resolve = plan.definition.resolve or self.executor.field_resolver
-                value = resolve(source, info, **self._arguments_of(plan))
-            if self.is_awaitable(value):
-                out[plan.key] = None  # keeps the key's place in the response; filled in once awaited
-                waiting.append(value)
-                pending.append((out, plan, parent, field_path, info))
-            else:
-                out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
+    def _resolve(self, plan: FieldPlan, source: Any, info: ResolveInfo) -> Any:
+        """Call a field's own (Strawberry-wrapped) resolver, as graphql-core does."""
+        resolve = plan.definition.resolve or self.executor.field_resolver
+        return resolve(source, info, **self._arguments_of(plan))
 
     def _call(self, plan: FieldPlan, source: Any, raw_info: ResolveInfo) -> Any:
         """Call a resolver without field extensions as Strawberry's `from_resolver` does, minus its wrapping."""
