@@ -38,6 +38,7 @@ from domains.common.keyset import (
     to_page,
 )
 from domains.common.principal import Principal
+from domains.common.reads import select_rows
 from domains.orders.models import OrderItem
 from domains.products.models import (
     CATEGORY_VIEW_COLUMNS,
@@ -153,7 +154,7 @@ async def get_products_by_ids(session: AsyncSession, principal: Principal, ids: 
         ids_parameter: BindParameter[int] = bindparam("ids", expanding=True)
         stmt = _products_with_categories(principal).where(Product.id.in_(ids_parameter), *_visible_products(principal))
         _PRODUCTS_BY_IDS[principal.is_staff] = stmt
-    return [_product_view(row) for row in await session.execute(stmt, {"ids": list(ids)})]
+    return [_product_view(row) for row in await select_rows(session, stmt, {"ids": list(ids)})]
 
 
 async def get_product_by_slug(session: AsyncSession, principal: Principal, slug: str) -> ProductView | None:
@@ -168,7 +169,8 @@ async def list_products(
 ) -> Page[ProductView]:
     """List one keyset page of the visible products matching a filter, with their categories."""
     visible = _products_with_categories(principal).where(*_product_conditions(principal, where))
-    rows = [_product_view(row) for row in await session.execute(keyset_select(visible, ordering, Product.id, page))]
+    stmt = keyset_select(visible, ordering, Product.id, page)
+    rows = [_product_view(row) for row in await select_rows(session, stmt)]
     return to_page(rows, ordering, page, attribute_key(ordering))
 
 
@@ -181,7 +183,7 @@ async def count_products(session: AsyncSession, principal: Principal, where: Pro
 async def get_categories_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[CategoryView]:
     """Get the categories among these ids."""
     stmt = select(*CATEGORY_VIEW_COLUMNS).where(Category.id.in_(ids))
-    return [CategoryView(*row) for row in await session.execute(stmt)]
+    return [CategoryView(*row) for row in await select_rows(session, stmt)]
 
 
 async def get_category_by_slug(session: AsyncSession, slug: str) -> CategoryView | None:
@@ -202,7 +204,7 @@ async def list_categories(
 ) -> Page[CategoryView]:
     """List one page of categories by name: all, the roots, or one category's children."""
     stmt = keyset_select(_categories_under(parent_id, roots_only), CATEGORY_ORDERING, Category.id, page)
-    rows = [CategoryView(*row) for row in await session.execute(stmt)]
+    rows = [CategoryView(*row) for row in await select_rows(session, stmt)]
     return to_page(rows, CATEGORY_ORDERING, page, attribute_key(CATEGORY_ORDERING))
 
 
@@ -218,7 +220,7 @@ async def list_children_by_parent_ids(
     """List the direct subcategories of each category, by name."""
     stmt = select(*CATEGORY_VIEW_COLUMNS).where(Category.parent_id.in_(parent_ids)).order_by(Category.name, Category.id)
     children: dict[int, list[CategoryView]] = defaultdict(list)
-    for row in await session.execute(stmt):
+    for row in await select_rows(session, stmt):
         category = CategoryView(*row)
         if category.parent_id is not None:
             children[category.parent_id].append(category)
@@ -240,7 +242,7 @@ def _visible_reviews(principal: Principal) -> Select[Any]:
 async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> list[ReviewView]:
     """Get the visible reviews among these ids, with their authors."""
     stmt = _visible_reviews(principal).add_columns(*USER_VIEW_COLUMNS).join(User, User.id == Review.user_id)
-    return [_review_view(row) for row in await session.execute(stmt.where(Review.id.in_(ids)))]
+    return [_review_view(row) for row in await select_rows(session, stmt.where(Review.id.in_(ids)))]
 
 
 # Built once per shape and reused with new values: constructing this statement and its cache
@@ -276,7 +278,7 @@ async def _review_pages(
         )
     pages: dict[int, list[ReviewView]] = defaultdict(list)
     parameters = {"parent_ids": list(parent_ids), **page_parameters(page)}
-    for row in await session.execute(paged, parameters):
+    for row in await select_rows(session, paged, parameters):
         review = _review_view(row)
         pages[getattr(review, partition.key)].append(review)
     return pages

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import Ordering, Page, PageRequest, SortKey, attribute_key, keyset_select, to_page
 from domains.common.principal import Principal, Role
+from domains.common.reads import select_rows
 from domains.users.models import (
     API_KEY_VIEW_COLUMNS,
     USER_VIEW_COLUMNS,
@@ -26,7 +27,7 @@ API_KEY_ORDERING = Ordering(SortKey("CREATED_AT", ApiKey.created_at, "datetime")
 
 async def get_users_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[UserView]:
     """Get the users among these ids."""
-    return [UserView(*row) for row in await session.execute(select(*USER_VIEW_COLUMNS).where(User.id.in_(ids)))]
+    return [UserView(*row) for row in await select_rows(session, select(*USER_VIEW_COLUMNS).where(User.id.in_(ids)))]
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
@@ -48,7 +49,7 @@ async def list_users(session: AsyncSession, page: PageRequest) -> Page[UserView]
     """List one keyset page of all users, newest first."""
     rows = [
         UserView(*row)
-        for row in await session.execute(keyset_select(select(*USER_VIEW_COLUMNS), USER_ORDERING, User.id, page))
+        for row in await select_rows(session, keyset_select(select(*USER_VIEW_COLUMNS), USER_ORDERING, User.id, page))
     ]
     return to_page(rows, USER_ORDERING, page, attribute_key(USER_ORDERING))
 
