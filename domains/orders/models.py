@@ -1,4 +1,4 @@
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domains.common.base import Base, TimestampMixin
+from domains.common.views import view
 
 
 class OrderStatus(StrEnum):
@@ -76,7 +77,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class OrderView:
     id: int
     number: str
@@ -88,7 +89,7 @@ class OrderView:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class OrderItemView:
     id: int
     order_id: int

@@ -1,4 +1,4 @@
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domains.common.base import Base, TimestampMixin
+from domains.common.views import view
 from domains.users.models import UserView
 
 
@@ -84,7 +85,7 @@ class Review(TimestampMixin, Base):
 # freed only by the cyclic garbage collector, which then costs a large share of the CPU.
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class CategoryView:
     id: int
     name: str
@@ -93,7 +94,7 @@ class CategoryView:
     parent_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class ProductView:
     id: int
     sku: str
@@ -113,7 +114,7 @@ class ProductView:
     category: CategoryView | None = field(default=None, kw_only=True)  # joined by the statements that page products
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class ReviewView:
     id: int
     product_id: int

@@ -1,4 +1,4 @@
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -6,6 +6,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domains.common.base import Base, TimestampMixin, UTCDateTime
+from domains.common.views import view
 
 ViewT = TypeVar("ViewT")
 
@@ -50,7 +51,7 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class UserView:
     """A user row as the read paths need it: a plain value, free of ORM identity and state."""
 
@@ -65,7 +66,7 @@ class UserView:
 USER_VIEW_COLUMNS: list[Any] = [User.__table__.c[f.name] for f in fields(UserView)]
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class ApiKeyView:
     """An API key as the read paths need it; the secret's hash is left out on purpose."""
 

@@ -1,6 +1,6 @@
 """Outgoing webhooks: the endpoints staff register and each delivery of an event to one of them."""
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from domains.common.attempts import Attempted
 from domains.common.base import Base, TimestampMixin, UTCDateTime
+from domains.common.views import view
 
 URL_MAX_LENGTH = 2048
 DESCRIPTION_MAX_LENGTH = 500
@@ -90,7 +91,7 @@ class WebhookDelivery(Attempted, Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class WebhookView:
     id: int
     url: str
@@ -103,7 +104,7 @@ class WebhookView:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@view
 class DeliveryView:
     id: int
     webhook_id: int
