@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
-from graphql.pyutils import Path
+from graphql.pyutils import Path, Undefined
 
-from schema.compiled.plan import ATTRIBUTE, DIRECT, TYPENAME, FieldPlan, Selection
+from schema.compiled.plan import ATTRIBUTE, DIRECT, LIST, OBJECT, TYPENAME, FieldPlan, Selection
 
 if TYPE_CHECKING:
     from schema.compiled.run import Pending, Run, Task
@@ -27,17 +27,19 @@ if TYPE_CHECKING:
 Fill = Callable[["Run", Any, dict[str, Any], Path | None, "list[Task]", list[Any], "list[Pending]"], None]
 
 
-def fill_of(selection: Selection, leaf: Callable[..., Any]) -> Fill:
+def fill_of(selection: Selection, leaf: Callable[..., Any], bail: type[Exception]) -> Fill:
     """The selection's fill function, generated on first use and kept on the selection."""
     fill = selection.fill
     if fill is None:
-        fill = selection.fill = _generate(selection, leaf)
+        fill = selection.fill = _generate(selection, leaf, bail)
     return fill
 
 
-def _generate(selection: Selection, leaf: Callable[..., Any]) -> Fill:
+def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Exception]) -> Fill:
     namespace: dict[str, Any] = {
         "Path": Path,
+        "Undefined": Undefined,
+        "Bail": bail,
         "_leaf": leaf,
         "parent": selection.type,
         "parent_name": selection.type.name,
@@ -64,8 +66,7 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
     if plan.kind == ATTRIBUTE:
         read = _read(index, plan.attribute, namespace)
         if not plan.leaf:
-            path = f"Path(path, {key}, parent_name)"
-            return [f"out[{key}] = run._complete({completion}, {read}, p{index}, parent, {path}, None, following)"]
+            return [f"value = {read}", f"field_path = Path(path, {key}, parent_name)", *_store(index, plan, namespace)]
         passthrough = plan.completion.passthrough
         if passthrough is None:
             return [f"out[{key}] = _leaf({completion}, {read})"]
@@ -84,8 +85,60 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
         "    waiting.append(value)",
         f"    pending.append((out, p{index}, parent, field_path, info))",
         "else:",
-        f"    out[{key}] = run._complete({completion}, value, p{index}, parent, field_path, info, following)",
+        *(f"    {line}" for line in _store(index, plan, namespace, info="info")),
     ]
+
+
+def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "None") -> list[str]:
+    """Complete `value` into `out`: an object (or a list of objects) is placed inline, anything else by `Run`.
+
+    Placing inline is what `Run._complete` and `Run._place` do for a value that is an object of the
+    selection's type; every other value (null, an error, a value of another type) takes their path.
+    """
+    key, completion = f"k{index}", plan.completion
+    slow = f"run._complete(c{index}, value, p{index}, parent, field_path, {info}, following)"
+    inner = completion.inner
+    if completion.kind == OBJECT and completion.selection is not None:
+        namespace[f"s{index}"] = completion.selection
+        return [
+            "if value is None:",
+            "    raise Bail" if completion.non_null else f"    out[{key}] = None",
+            f"elif {_placeable(index, completion.selection, 'value', info, namespace)}:",
+            "    placed = {}",
+            f"    following.append((s{index}, value, placed, field_path))",
+            f"    out[{key}] = placed",
+            "else:",
+            f"    out[{key}] = {slow}",
+        ]
+    if completion.kind == LIST and inner is not None and inner.kind == OBJECT and inner.selection is not None:
+        namespace[f"s{index}"], namespace[f"i{index}"] = inner.selection, inner
+        return [
+            "if value.__class__ is list:",
+            "    items = []",
+            "    for position, item in enumerate(value):",
+            "        item_path = Path(field_path, position, None)",
+            f"        if item is not None and {_placeable(index, inner.selection, 'item', info, namespace)}:",
+            "            placed = {}",
+            f"            following.append((s{index}, item, placed, item_path))",
+            "            items.append(placed)",
+            "        else:",
+            f"            done = run._complete_item(i{index}, item, p{index}, parent, item_path, {info}, following)",
+            "            items.append(done)",
+            f"    out[{key}] = items",
+            "else:",
+            f"    out[{key}] = {slow}",
+        ]
+    return [f"out[{key}] = {slow}"]
+
+
+def _placeable(index: int, selection: Selection, value: str, info: str, namespace: dict[str, Any]) -> str:
+    """The condition under which `Run._place` would place this (non-null) value as an object of the selection."""
+    is_type_of = selection.type.is_type_of
+    if is_type_of is None:
+        # graphql-core places any value but these (an error, Undefined; an awaitable item of a list)
+        return f"{value} is not Undefined and not isinstance({value}, Exception) and not run.is_awaitable({value})"
+    namespace[f"o{index}"] = is_type_of
+    return f"o{index}({value}, {info}) is True"
 
 
 def _read(index: int, attribute: str, namespace: dict[str, Any]) -> str:

@@ -74,7 +74,7 @@ class Run:
         pending: list[Pending] = []
         try:
             for selection, source, out, path in tasks:
-                fill = selection.fill or fill_of(selection, _leaf)
+                fill = selection.fill or fill_of(selection, _leaf, Bail)
                 fill(self, source, out, path, following, waiting, pending)
         except Exception as exc:
             _abandon(waiting)
@@ -171,13 +171,12 @@ class Run:
             assert inner is not None  # noqa: S101 - built so by the compiler
             if self.executor.is_async_iterable(value) or not is_iterable(value):
                 raise Bail
-            items = []
-            for index, item in enumerate(value):
-                if self.is_awaitable(item):
-                    raise Bail
-                item_path = Path(path, index, None) if inner.composite else path
-                items.append(self._complete(inner, item, plan, parent, item_path, info, following))
-            return items
+            return [
+                self._complete_item(
+                    inner, item, plan, parent, Path(path, index, None) if inner.composite else path, info, following
+                )
+                for index, item in enumerate(value)
+            ]
         if kind == OBJECT:
             assert completion.selection is not None  # noqa: S101 - built so by the compiler
             return self._place(completion.selection, value, path, info, following)
@@ -186,6 +185,21 @@ class Run:
                 info = self.executor.build_resolve_info(plan.definition, plan.nodes, parent, path)
             return self._abstract(completion, value, path, info, following)
         raise Bail  # pragma: no cover - the compiler builds no other kind
+
+    def _complete_item(
+        self,
+        completion: Completion,
+        item: Any,
+        plan: FieldPlan,
+        parent: GraphQLObjectType,
+        path: Path,
+        info: ResolveInfo | None,
+        following: list[Task],
+    ) -> Any:
+        """Complete one item of a list (an awaitable item is not something this path runs)."""
+        if self.is_awaitable(item):
+            raise Bail
+        return self._complete(completion, item, plan, parent, path, info, following)
 
     def _abstract(
         self, completion: Completion, value: Any, path: Path, info: ResolveInfo, following: list[Task]
