@@ -78,9 +78,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     asyncio.run(recreate_postgres_database(server, name))
     server_url = make_url(Settings(database_url=server).effective_database_url)
     rendered = server_url.set(database=name).render_as_string(hide_password=False)
-    migrate(rendered)
-    yield rendered
-    asyncio.run(recreate_postgres_database(server, name, drop_only=True))
+    try:
+        migrate(rendered)
+        yield rendered
+    finally:
+        asyncio.run(recreate_postgres_database(server, name, drop_only=True))
 
 
 @pytest.fixture
@@ -131,8 +133,8 @@ async def postgres_redis_settings(redis_settings: Settings) -> AsyncIterator[Set
         pytest.fail(f"this test needs PostgreSQL at {server} (set TEST_DATABASE_URL): {exc}")
     url = make_url(Settings(database_url=server).effective_database_url).set(database=name)
     rendered = url.render_as_string(hide_password=False)
-    await asyncio.to_thread(migrate, rendered)
     try:
+        await asyncio.to_thread(migrate, rendered)  # inside: a migration that fails leaves no database behind
         yield redis_settings.model_copy(update={"database_url": rendered})
     finally:
         await recreate_postgres_database(server, name, drop_only=True)
