@@ -82,11 +82,10 @@ class Connection(Generic[NodeType]):
     ) -> Self:
         """Wrap a keyset page of rows as a connection of GraphQL nodes."""
         edges = [Edge(page=page, index=index, node=to_node(row)) for index, row in enumerate(page.rows)]
-        last = len(page.rows) - 1
         page_info = PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
             start_cursor=page.cursor(0) if page.rows else None,
-            end_cursor=page.cursor(last) if page.rows else None,
+            end_cursor=page.cursor(-1) if page.rows else None,
         )
         return cls(page_info=page_info, edges=edges, count_total=count_total)
