@@ -139,6 +139,8 @@ async def _terminate(engine: AsyncEngine, pid: int) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         for _ in range(100):
+            # pg_stat_activity is a snapshot taken once per transaction: end it, or the backend stays listed.
+            await connection.rollback()
             alive = await connection.scalar(
                 text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
             )
