@@ -239,11 +239,12 @@ def directive_variables(document: DocumentNode) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _frozen(value: Any) -> Hashable:
+def frozen(value: Any) -> Hashable:
+    """A hashable stand-in for a coerced variable's value (dicts and lists become tuples)."""
     if isinstance(value, dict):
-        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+        return tuple(sorted((key, frozen(item)) for key, item in value.items()))
     if isinstance(value, list):
-        return tuple(_frozen(item) for item in value)
+        return tuple(frozen(item) for item in value)
     return value if isinstance(value, Hashable) else repr(value)
 
 
@@ -281,7 +282,7 @@ class PlanCache:
         else:
             self._documents.move_to_end(key)
         coerced = executor.variable_values.coerced
-        values = tuple(_frozen(coerced.get(variable)) for variable in plans.variables)
+        values = tuple(frozen(coerced.get(variable)) for variable in plans.variables)
         if values in plans.roots:
             root = plans.roots[values]
         else:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
+    DirectiveNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -43,6 +44,7 @@ from graphql import (
     SelectionSetNode,
     StringValueNode,
     ValueNode,
+    VariableNode,
     get_named_type,
     get_nullable_type,
     is_composite_type,
@@ -67,6 +69,8 @@ FIELD_WEIGHTS: Mapping[str, int] = {
 ROOT_FIELD_LIMITS: Mapping[str, int] = {"tokenCreate": 1, "accountRegister": 1}
 # Plain list fields whose length an argument states: cost is per element.
 LIST_SIZE_ARGUMENTS: Mapping[str, str] = {"Query.nodes": "ids"}
+# The arguments whose values the cost reads (with `@skip`/`@include`): page sizes and list sizes.
+COST_ARGUMENTS = frozenset({"first", "last", *LIST_SIZE_ARGUMENTS.values()})
 # Characters no database of ours stores: PostgreSQL text refuses NUL, and UTF-8 has no lone surrogates.
 UNSTORABLE_MESSAGE = "contains a character that cannot be stored (NUL or a lone surrogate)."
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -409,9 +413,19 @@ def _literal_arguments(document: DocumentNode) -> Iterator[tuple[str, ValueNode]
 
 def check_storable_strings(document: DocumentNode, raw_variables: Mapping[str, object] | None) -> None:
     """Refuse a string argument (literal or variable) that holds a character no database stores."""
+    check_storable_variables(raw_variables)
+    check_storable_literals(document)
+
+
+def check_storable_variables(raw_variables: Mapping[str, object] | None) -> None:
+    """Refuse a variable's string that holds a character no database stores (the request's part of the check)."""
     for name, value in (raw_variables or {}).items():
         for path in _unstorable_in_json(value, f"${name}"):
             raise BadUserInputError(f"Variable `{path}` {UNSTORABLE_MESSAGE}")
+
+
+def check_storable_literals(document: DocumentNode) -> None:
+    """Refuse a literal string (an argument or a variable's default) no database stores (the document's part)."""
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
             for variable in definition.variable_definitions or ():
@@ -421,3 +435,39 @@ def check_storable_strings(document: DocumentNode, raw_variables: Mapping[str, o
     for argument, value in _literal_arguments(document):
         for path in _unstorable_in_value(value, argument):
             raise BadUserInputError(f"Argument `{path}` {UNSTORABLE_MESSAGE}")
+
+
+def cost_variables(document: DocumentNode) -> tuple[str, ...]:
+    """Name the variables an operation's cost reads: page and list sizes, and `@skip`/`@include` conditions.
+
+    The cost reads no other variable, so it is the same for every request that gives these the same values.
+    """
+    names: dict[str, None] = {}
+    stack: list[ValueNode] = []
+    for node in _fields_and_directives(document):
+        if isinstance(node, FieldNode):
+            stack.extend(argument.value for argument in node.arguments or () if argument.name.value in COST_ARGUMENTS)
+        elif node.name.value in (GraphQLSkipDirective.name, GraphQLIncludeDirective.name):
+            stack.extend(argument.value for argument in node.arguments or ())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, VariableNode):
+            names[value.name.value] = None
+        elif isinstance(value, ListValueNode):
+            stack.extend(value.values)
+        elif isinstance(value, ObjectValueNode):
+            stack.extend(item.value for item in value.fields)
+    return tuple(names)
+
+
+def _fields_and_directives(document: DocumentNode) -> Iterator[FieldNode | DirectiveNode]:
+    stack: list[SelectionSetNode] = [
+        d.selection_set for d in document.definitions if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while stack:
+        for selection in stack.pop().selections:
+            yield from selection.directives or ()
+            if isinstance(selection, FieldNode):
+                yield selection
+            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set is not None:
+                stack.append(selection.selection_set)

@@ -11,25 +11,30 @@ Every response reports `extensions.cost {requested, remaining, resetAt}`; an ans
 (schema/extensions/cache_control.py) reports `remaining` and `resetAt` as null, in the RateLimit-* headers only.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from graphql import ExecutionResult, GraphQLError
-from graphql.execution.values import get_variable_values
+from graphql import DocumentNode, ExecutionResult, GraphQLError
+from graphql.execution.values import VariableValues, get_variable_values
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension, ValidationCache
 
 from domains.common.exceptions import ClientError, RateLimitedError
 from domains.common.principal import Principal
 from schema import metrics
+from schema.compiled.plan import frozen
 from schema.context import Context
 from schema.extensions.cache_control import shared_max_age
 from schema.extensions.complexity import (
     Limits,
     QueryTooComplexError,
-    check_storable_strings,
+    check_storable_literals,
+    check_storable_variables,
+    cost_variables,
     find_operation,
     measure_cost,
     measure_structure,
@@ -39,6 +44,7 @@ from schema.settings import SchemaSettings
 
 BUDGET_SPENT = "The cost budget of this client is spent until {reset}; see extensions.cost."
 CLIENT_NETWORKS_CACHED = 4096
+MEASURED_DOCUMENTS = 512  # as many as the parser and validation caches keep
 # A pure function of the address, parsed by ipaddress on every operation otherwise.
 _client_network = lru_cache(maxsize=CLIENT_NETWORKS_CACHED)(client_network)
 
@@ -68,6 +74,75 @@ def budget_client(principal: Principal, client_ip: str) -> str:
 
 def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+
+
+def _limits_key(limits: Limits) -> Hashable:
+    return (
+        limits.max_depth,
+        limits.max_aliases,
+        limits.max_repeats,
+        limits.max_cost,
+        limits.max_page_size,
+        limits.mutation_cost,
+        tuple(sorted(limits.weights.items())),
+    )
+
+
+@dataclass(slots=True, eq=False)
+class Measured:
+    """What the limits found of one (document text, operation name, limits): its structure within them.
+
+    Its literal strings, once found storable, and its cost for each value of the variables the cost
+    reads (a page size, a `@skip` condition) are kept too. Only passes are kept: a refusal is
+    measured again, and raised afresh, every time.
+    """
+
+    cost_variables: tuple[str, ...]
+    literals_storable: bool = False
+    costs: "OrderedDict[Hashable, int]" = field(default_factory=OrderedDict)
+
+
+class MeasureCache:
+    """A bounded LRU of what the limits measured per document, so a repeated operation is not walked again.
+
+    A document's structure needs the document alone and its cost the values of a few variables (a
+    ProductById walked its document twice per request before: about a tenth of its CPU).
+    """
+
+    COSTS_PER_DOCUMENT = 16
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._entries: OrderedDict[Hashable, Measured] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None, limits: Limits) -> Measured | None:
+        """The entry of a document whose structure passed these limits; None when it was not measured."""
+        key = (query, operation_name, _limits_key(limits))
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def passed(self, query: str, operation_name: str | None, limits: Limits, document: DocumentNode) -> None:
+        """Remember that a document's structure passed these limits."""
+        self._entries[(query, operation_name, _limits_key(limits))] = Measured(cost_variables(document))
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    def cost(self, entry: Measured | None, variables: VariableValues, measure: Callable[[], int]) -> int:
+        """The cost for these coerced variables: kept, or measured (then kept when there is an entry)."""
+        if entry is None:
+            return measure()
+        values = tuple(frozen(variables.coerced.get(name)) for name in entry.cost_variables)
+        cost = entry.costs.get(values)
+        if cost is None:
+            cost = entry.costs[values] = measure()
+            if len(entry.costs) > self.COSTS_PER_DOCUMENT:
+                entry.costs.popitem(last=False)
+        return cost
+
+
+_MEASURED = MeasureCache(MEASURED_DOCUMENTS)
 
 
 def _error(exc: ClientError) -> GraphQLError:
@@ -101,11 +176,17 @@ class QueryLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         execution = self.execution_context
         settings = self._settings()
-        if settings is not None and execution.graphql_document is not None:
-            try:
-                measure_structure(execution.graphql_document, execution.operation_name, self._limits_for(settings))
-            except QueryTooComplexError as exc:
-                execution.pre_execution_errors = [_error(exc)]
+        document, query = execution.graphql_document, execution.query
+        if settings is not None and document is not None and query is not None:
+            limits = self._limits_for(settings)
+            if execution.pre_execution_errors or _MEASURED.get(query, execution.operation_name, limits) is None:
+                try:
+                    measure_structure(document, execution.operation_name, limits)
+                except QueryTooComplexError as exc:
+                    execution.pre_execution_errors = [_error(exc)]
+                else:
+                    if not execution.pre_execution_errors:  # not the stand-in of a document that did not parse
+                        _MEASURED.passed(query, execution.operation_name, limits, document)
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -119,19 +200,27 @@ class QueryLimits(SchemaExtension):
     async def _admit(self) -> GraphQLError | None:
         execution = self.execution_context
         context = execution.context
-        document = execution.graphql_document
+        document, query = execution.graphql_document, execution.query
         operation = find_operation(document, execution.operation_name) if document else None
-        if document is None or operation is None:
+        if document is None or operation is None or query is None:
             return None
+        limits = self._limits_for(context.settings)
+        measured = _MEASURED.get(query, execution.operation_name, limits)
         try:
-            check_storable_strings(document, execution.variables)
+            check_storable_variables(execution.variables)
+            if measured is None or not measured.literals_storable:
+                check_storable_literals(document)
+                if measured is not None:
+                    measured.literals_storable = True
+            schema = execution.schema._schema
             coerced = get_variable_values(
-                execution.schema._schema, operation.variable_definitions or (), execution.variables or {}, max_errors=10
+                schema, operation.variable_definitions or (), execution.variables or {}, max_errors=10
             )
             if isinstance(coerced, list):
                 return None  # execution reports the bad variables, before any resolver runs
-            limits = self._limits_for(context.settings)
-            self.requested = measure_cost(execution.schema._schema, document, operation, coerced, limits)
+            self.requested = _MEASURED.cost(
+                measured, coerced, lambda: measure_cost(schema, document, operation, coerced, limits)
+            )
             if self.requested > limits.max_cost:
                 raise QueryTooComplexError("cost", self.requested, limits.max_cost)
             self.window = await context.rate_limits.spend_cost(self._client(), self.requested)

@@ -13,6 +13,7 @@ from schema.extensions.complexity import (
     PageSizeError,
     QueryTooComplexError,
     check_storable_strings,
+    cost_variables,
     find_operation,
     measure_cost,
     measure_structure,
@@ -192,3 +193,19 @@ def test_one_password_check_per_operation() -> None:
     assert refused.value.extensions == {"measure": "password checks", "value": 2, "limit": 1}
     with pytest.raises(QueryTooComplexError):
         _structure(f"fragment S on Mutation {{ x: {sign_in} }} mutation {{ ...S y: {sign_in} }}")
+
+
+def test_cost_variables_are_the_page_sizes_list_sizes_and_conditions_and_no_other() -> None:
+    # given
+    document = parse(
+        "query ($a: Int, $b: Int, $ids: [ID!]!, $skip: Boolean!, $inc: Boolean!, $slug: String!, $id: ID!) {"
+        " products(first: $a, filter: {search: $slug}) { nodes { reviews(last: $b) { nodes { id } } } }"
+        " nodes(ids: $ids) { id } ... @skip(if: $skip) { node(id: $id) { id } } ...F }"
+        " fragment F on Query { product(slug: $slug) @include(if: $inc) { id } }"
+    )
+
+    # when
+    names = cost_variables(document)
+
+    # then
+    assert sorted(names) == ["a", "b", "ids", "inc", "skip"]

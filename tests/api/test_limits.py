@@ -169,3 +169,38 @@ async def test_an_introspection_nested_past_its_depth_is_too_complex(client: Asy
     # then
     assert set(error_codes(body)) == {"QUERY_TOO_COMPLEX"}
     assert body["errors"][0]["extensions"]["measure"] == "introspection depth"
+
+
+async def test_a_repeated_document_is_charged_by_the_values_of_the_variables_its_cost_reads(
+    client: AsyncClient,
+) -> None:
+    # given: one document whose cost reads `$n` and `$more`, and not `$slug`
+    document = (
+        "query ($n: Int, $more: Boolean!, $slug: String!) { products(first: $n) { nodes { id } } "
+        "extra: products(first: 2) @include(if: $more) { nodes { id } } product(slug: $slug) { id } }"
+    )
+
+    # when: the same text again and again, with the values changing
+    requested = []
+    for variables in (
+        {"n": 3, "more": False, "slug": "a"},
+        {"n": 5, "more": False, "slug": "a"},
+        {"n": 3, "more": True, "slug": "b"},
+        {"n": 3, "more": False, "slug": "c"},
+    ):
+        requested.append((await post(client, document, variables))["extensions"]["cost"]["requested"])
+    refusals = [await post(client, document, {"n": 101, "more": False, "slug": "a"}) for _ in range(2)]
+
+    # then: (1 + n) + (1 + 2 if more) + 1; a refused page size is refused every time
+    assert requested == [5, 7, 8, 5]
+    assert [error_codes(refused) for refused in refusals] == [["BAD_USER_INPUT"]] * 2
+
+
+async def test_a_document_over_a_limit_or_with_an_unstorable_literal_is_refused_every_time(client: AsyncClient) -> None:
+    # when
+    deep = [await post(client, DEEP_ATTACK) for _ in range(2)]
+    nul = [await post(client, '{ product(slug: "a\\u0000b") { id } }') for _ in range(2)]
+
+    # then
+    assert [_refusal(body)["measure"] for body in deep] == ["depth", "depth"]
+    assert [error_codes(body) for body in nul] == [["BAD_USER_INPUT"]] * 2
