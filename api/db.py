@@ -1,5 +1,6 @@
 """Engine and session factories: asyncpg or aiosqlite, with the pool the settings size."""
 
+import time
 from typing import Any
 
 import orjson
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from api.settings import Settings
+
+_CHECKED_IN = "storefront.checked_in"  # when the pool last took the connection back (time.monotonic)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -42,23 +45,45 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
     )
     if settings.db_pool_pre_ping:
-        event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+        ping = _PingOnCheckout(settings.db_pool_ping_idle_seconds)
+        event.listen(engine.sync_engine, "checkin", ping.checked_in)
+        event.listen(engine.sync_engine, "checkout", ping.checked_out)
     return engine
 
 
-def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """Test a pooled asyncpg connection before it is lent: one simple-protocol `SELECT 1`, one round trip.
+class _PingOnCheckout:
+    """Test a pooled asyncpg connection idle for a while before it is lent: one simple-protocol `SELECT 1`.
 
     SQLAlchemy's own `pool_pre_ping` on asyncpg wraps its ping in a transaction (BEGIN, `;`,
     ROLLBACK: three round trips, for PgBouncer's transaction mode, which this service does not
     use): a tenth of a ProductById request's CPU in the benchmark. A connection the server has
-    dropped (a restart, `pg_terminate_backend`) fails the ping; the pool then discards every
-    connection older than now and lends a new one (up to three tries), as `pool_pre_ping` does.
+    dropped (a restart, `pg_terminate_backend`, an idle timeout on the way) fails the ping; the
+    pool then discards every connection older than now and lends a new one (up to three tries),
+    as `pool_pre_ping` does.
+
+    A connection given back less than `idle_seconds` ago is lent without a ping: under load every
+    connection comes back within milliseconds, and its ping was a round trip per request (about
+    a twentieth of a ProductById's CPU). A restart in that window fails the request that meets the
+    dead connection, as it fails one whose statement was running; that error invalidates every
+    older pooled connection at once, so the next requests get new ones.
     """
-    try:
-        dbapi_connection.run_async(lambda connection: connection.execute("SELECT 1"))
-    except Exception as exc:
-        raise InvalidatePoolError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
+
+    def __init__(self, idle_seconds: float) -> None:
+        self.idle_seconds = idle_seconds
+
+    @staticmethod
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN] = time.monotonic()
+
+    def checked_out(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_CHECKED_IN)
+        if returned is not None and time.monotonic() - returned < self.idle_seconds:
+            return
+        try:
+            dbapi_connection.run_async(lambda connection: connection.execute("SELECT 1"))
+        except Exception as exc:
+            raise InvalidatePoolError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
 
 
 def _sqlite_pool_options(settings: Settings) -> dict[str, Any]:

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=30.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = True
+    # A connection given back less than this long ago is lent without its ping (0: every checkout pings).
+    db_pool_ping_idle_seconds: float = Field(default=1.0, ge=0)
     db_echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 

@@ -150,33 +150,50 @@ async def _terminate(engine: AsyncEngine, pid: int) -> None:
     raise AssertionError(f"backend {pid} outlived pg_terminate_backend")
 
 
-@pytest.mark.parametrize("pre_ping", [True, False])
-async def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
-    postgres_redis_settings: Settings, pre_ping: bool
+@pytest.mark.parametrize(
+    ("pre_ping", "idle_seconds", "pinged"),
+    [
+        (True, 0.0, True),  # every checkout pings
+        (True, 0.2, True),  # the connection waits past the idle threshold (the terminate takes longer)
+        (True, 60.0, False),  # given back moments ago: lent without a ping
+        (False, 0.0, False),
+    ],
+)
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_use_when_pinged(
+    postgres_redis_settings: Settings, pre_ping: bool, idle_seconds: float, pinged: bool
 ) -> None:
     # given: a pooled connection whose backend the server then closes (one pool slot, so it is reused)
     settings = postgres_redis_settings.model_copy(
-        update={"db_pool_pre_ping": pre_ping, "db_pool_size": 1, "db_max_overflow": 0}
+        update={
+            "db_pool_pre_ping": pre_ping,
+            "db_pool_ping_idle_seconds": idle_seconds,
+            "db_pool_size": 1,
+            "db_max_overflow": 0,
+        }
     )
     engine, killer = create_engine(settings), create_engine(settings.model_copy(update={"db_pool_pre_ping": False}))
     try:
         first = await _backend_pid(engine)
         await _terminate(killer, first)
+        await asyncio.sleep(idle_seconds if idle_seconds < 1 else 0)
 
-        # when: the next read borrows it
+        # when: the next read borrows it, and one more read after it
         outcome: int | Exception
         try:
             outcome = await _backend_pid(engine)
         except DBAPIError as exc:
             outcome = exc
+        after = await _backend_pid(engine)
     finally:
         await engine.dispose()
         await killer.dispose()
 
-    # then: with the ping, the read runs on a new backend; without it, the dead connection fails the read
-    if pre_ping:
+    # then: pinged, the read runs on a new backend; unpinged, the dead connection fails that read
+    # (and only that one: the failure invalidates the pool, so the next read gets a new backend)
+    if pinged:
         assert isinstance(outcome, int)
         assert outcome != first
     else:
         assert isinstance(outcome, DBAPIError)
         assert outcome.connection_invalidated
+    assert after != first
