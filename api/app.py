@@ -8,6 +8,7 @@ import strawberry
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -23,7 +24,7 @@ from api import graphiql, health, metrics
 from api.auth.principal import build_token_issuer
 from api.db import create_engine, create_sessionmaker
 from api.events import after_commit, create_event_bus, running_bus, running_relay
-from api.graphql import MethodNotAllowed, create_graphql_router
+from api.graphql import GraphQLHTTPEndpoint, create_graphql_router
 from api.http import PREFLIGHT_HEADERS, HTTPRefusal, refusal_response
 from api.limits import RequestRateLimitMiddleware, create_limit_storage
 from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -121,11 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 fix="run `make install` (python -m api.graphiql downloads them from the npm registry)",
             )
         graphiql.mount(app)
+    # GET and POST through GraphQLHTTPEndpoint; the router keeps its WebSocket route only.
+    app.add_route("/graphql", cast("RequestHandler", GraphQLHTTPEndpoint(router)), include_in_schema=False)
+    router.routes[:] = [route for route in router.routes if not isinstance(route, APIRoute)]
     app.include_router(router, prefix="/graphql")
-    # After GET and POST: any method those do not take (PUT, DELETE, HEAD...) ends here. An ASGI app
-    # as endpoint takes every method (a request handler would take GET only), but add_route's type
-    # names request handlers only.
-    app.add_route("/graphql", cast("RequestHandler", MethodNotAllowed()), include_in_schema=False)
+    # Any method but GET and POST (PUT, DELETE...) ends in MethodNotAllowed. An ASGI app as endpoint takes
+    # every method (a request handler would take GET only), but add_route's type names request handlers only.
     app.add_exception_handler(HTTPException, _refuse)
     _add_middleware(app, settings)
     return app

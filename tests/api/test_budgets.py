@@ -69,6 +69,30 @@ async def test_the_cost_budget_admits_until_spent_then_429_with_headers(make_app
     assert cheap.json()["extensions"]["cost"]["remaining"] == 7
 
 
+async def test_concurrent_requests_of_two_clients_each_get_their_own_status_and_headers(make_app: MAKE_APP) -> None:
+    # given: one client about to spend its budget, another with all of its own
+    await _clear_of_window_edge(60)
+    async with (
+        make_app(cost_budget="50/minute") as app,
+        _client(app, "10.0.0.1") as spender,
+        _client(app, "10.0.0.2") as other,
+    ):
+        # when: their requests run at once
+        answers = await asyncio.gather(
+            *(spender.post("/graphql", json={"query": COSTS_21}) for _ in range(3)),
+            *(other.post("/graphql", json={"query": COSTS_1}) for _ in range(10)),
+        )
+
+    # then: each answer's status and RateLimit-* headers are its own client's, as its body reports
+    spent, cheap = answers[:3], answers[3:]
+    assert sorted(answer.status_code for answer in spent) == [200, 200, 429]
+    assert [answer.status_code for answer in cheap] == [200] * 10
+    assert sorted(int(answer.headers["RateLimit-Remaining"]) for answer in cheap) == list(range(40, 50))
+    for answer in answers:
+        assert answer.headers["RateLimit-Remaining"] == str(answer.json()["extensions"]["cost"]["remaining"])
+        assert ("retry-after" in answer.headers) is (answer.status_code == 429)
+
+
 async def test_each_client_has_its_own_budget(make_app: MAKE_APP, db_session: AsyncSession) -> None:
     # given
     await _clear_of_window_edge(60)
