@@ -21,7 +21,8 @@ from typing import Any, cast
 from graphql import DocumentNode, ExecutionResult, GraphQLError
 from graphql.execution.values import VariableValues, get_variable_values
 from starlette.responses import Response
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from domains.common.exceptions import ClientError, RateLimitedError
 from domains.common.principal import Principal
@@ -275,14 +276,41 @@ class QueryLimits(SchemaExtension):
         return context.settings if isinstance(context, Context) else None
 
 
-class LimitedValidationCache(ValidationCache):
-    """ValidationCache that does not validate a document the limits already refused."""
+class LimitedValidationCache(SchemaExtension):
+    """Validate a document once per (schema, text, rules), and never one the limits already refused.
+
+    Strawberry's ValidationCache keys its LRU by the parsed document, whose hash walks the whole
+    tree (graphql-core's nodes are frozen dataclasses): about a fortieth of a ProductById's CPU.
+    The text names the same document (the parser cache gives one per text), and hashes once.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
 
     def on_validate(self) -> Iterator[None]:
-        if self.execution_context.pre_execution_errors:
+        execution = self.execution_context
+        document = execution.graphql_document
+        if execution.pre_execution_errors or document is None:
             yield
             return
-        yield from super().on_validate()
+        schema, rules = execution.schema._schema, execution.validation_rules
+        if execution.query is None:  # pragma: no cover - Strawberry always has the text it parsed
+            execution.pre_execution_errors = validate_document(schema, document, rules)
+            yield
+            return
+        key = (schema, execution.query, rules)
+        errors = _VALIDATED.get(key)
+        if errors is None:
+            errors = _VALIDATED[key] = validate_document(schema, document, rules)
+            if len(_VALIDATED) > self.maxsize:
+                _VALIDATED.popitem(last=False)
+        else:
+            _VALIDATED.move_to_end(key)
+        execution.pre_execution_errors = errors
+        yield
+
+
+_VALIDATED: "OrderedDict[Hashable, list[GraphQLError]]" = OrderedDict()
 
 
 class ErrorStatus(SchemaExtension):

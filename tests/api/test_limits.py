@@ -204,3 +204,24 @@ async def test_a_document_over_a_limit_or_with_an_unstorable_literal_is_refused_
     # then
     assert [_refusal(body)["measure"] for body in deep] == ["depth", "depth"]
     assert [error_codes(body) for body in nul] == [["BAD_USER_INPUT"]] * 2
+
+
+async def test_one_text_is_validated_per_schema_and_rules_and_its_errors_kept(settings: Settings) -> None:
+    # given: the same text sent to an app that allows introspection and to one that refuses it
+    text = "{ __schema { queryType { name } } }"
+    invalid = "{ products { nope } }"
+    apps = [create_app(settings.model_copy(update={"introspection": allowed})) for allowed in (True, False)]
+    async with LifespanManager(apps[0]), LifespanManager(apps[1]):
+        clients = [AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") for app in apps]
+        # when: in turns, twice each
+        answers = [await post(clients[index], text) for index in (0, 1, 1, 0)]
+        refusals = [await post(clients[0], invalid) for _ in range(2)]
+        for client in clients:
+            await client.aclose()
+
+    # then
+    assert ["errors" in answer for answer in answers] == [False, True, True, False]
+    assert answers[0]["data"] == answers[3]["data"] == {"__schema": {"queryType": {"name": "Query"}}}
+    assert [[error["message"] for error in refused["errors"]] for refused in refusals] == [
+        ["Cannot query field 'nope' on type 'ProductConnection'. Did you mean 'nodes'?"]
+    ] * 2
