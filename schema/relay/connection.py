@@ -4,7 +4,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
-from strawberry import relay
 
 from domains.common.keyset import Page
 from schema.cache_control import INHERIT_MAX_AGE
@@ -31,9 +30,31 @@ Before = Annotated[
 ]
 
 
+def _start_cursor(self: "PageInfo") -> str | None:
+    return self.page.cursor(0) if self.page.rows else None
+
+
+def _end_cursor(self: "PageInfo") -> str | None:
+    return self.page.cursor(-1) if self.page.rows else None
+
+
 @strawberry.type(name="PageInfo", description="Information to aid in pagination.", directives=[INHERIT_MAX_AGE])
-class PageInfo(relay.PageInfo):
-    """Strawberry's PageInfo, cached as long as the connection it belongs to."""
+class PageInfo:
+    """Relay's PageInfo (the fields and descriptions of Strawberry's), cached as long as its connection.
+
+    Its cursors are encoded when selected, from the page: a TopProducts request encoded 100 for
+    its 50 review pages and selected none (about 3 % of its CPU).
+    """
+
+    has_next_page: bool = strawberry.field(description="When paginating forwards, are there more items?")
+    has_previous_page: bool = strawberry.field(description="When paginating backwards, are there more items?")
+    start_cursor: str | None = strawberry.field(
+        resolver=_start_cursor, description="When paginating backwards, the cursor to continue."
+    )
+    end_cursor: str | None = strawberry.field(
+        resolver=_end_cursor, description="When paginating forwards, the cursor to continue."
+    )
+    page: strawberry.Private[Page[Any]]
 
 
 def _edge_cursor(self: "Edge[Any]") -> str:
@@ -82,10 +103,5 @@ class Connection(Generic[NodeType]):
     ) -> Self:
         """Wrap a keyset page of rows as a connection of GraphQL nodes."""
         edges = [Edge(page=page, index=index, node=to_node(row)) for index, row in enumerate(page.rows)]
-        page_info = PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=page.cursor(0) if page.rows else None,
-            end_cursor=page.cursor(-1) if page.rows else None,
-        )
+        page_info = PageInfo(has_next_page=page.has_next_page, has_previous_page=page.has_previous_page, page=page)
         return cls(page_info=page_info, edges=edges, count_total=count_total)
