@@ -122,12 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 fix="run `make install` (python -m api.graphiql downloads them from the npm registry)",
             )
         graphiql.mount(app)
-    # GET and POST through GraphQLHTTPEndpoint; the router keeps its WebSocket route only.
+    # Every HTTP method goes to GraphQLHTTPEndpoint (an ASGI app as endpoint takes them all, though
+    # add_route's type names request handlers only): GET and POST to the router, the rest to a 405.
+    # The router keeps its WebSocket route only.
     app.add_route("/graphql", cast("RequestHandler", GraphQLHTTPEndpoint(router)), include_in_schema=False)
     router.routes[:] = [route for route in router.routes if not isinstance(route, APIRoute)]
     app.include_router(router, prefix="/graphql")
-    # Any method but GET and POST (PUT, DELETE...) ends in MethodNotAllowed. An ASGI app as endpoint takes
-    # every method (a request handler would take GET only), but add_route's type names request handlers only.
     app.add_exception_handler(HTTPException, _refuse)
     _add_middleware(app, settings)
     return app
