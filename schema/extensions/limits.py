@@ -124,11 +124,12 @@ class MeasureCache:
             self._entries.move_to_end(key)
         return entry
 
-    def passed(self, query: str, operation_name: str | None, limits: Limits, document: DocumentNode) -> None:
-        """Remember that a document's structure passed these limits."""
-        self._entries[(query, operation_name, _limits_key(limits))] = Measured(cost_variables(document))
+    def passed(self, query: str, operation_name: str | None, limits: Limits, document: DocumentNode) -> Measured:
+        """Remember that a document's structure passed these limits; return its entry."""
+        entry = self._entries[(query, operation_name, _limits_key(limits))] = Measured(cost_variables(document))
         if len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
+        return entry
 
     def cost(self, entry: Measured | None, variables: VariableValues, measure: Callable[[], int]) -> int:
         """The cost for these coerced variables: kept, or measured (then kept when there is an entry)."""
@@ -158,6 +159,8 @@ class QueryLimits(SchemaExtension):
         self.requested = 0
         self.window: Window | None = None
         self._limits: Limits | None = None
+        # This document's entry in the measure cache, found (or made) by on_validate for _admit.
+        self._measured: Measured | None = None
 
     def _limits_for(self, settings: SchemaSettings) -> Limits:
         # Built once per operation: both the structural check and the cost check read it.
@@ -180,14 +183,16 @@ class QueryLimits(SchemaExtension):
         document, query = execution.graphql_document, execution.query
         if settings is not None and document is not None and query is not None:
             limits = self._limits_for(settings)
-            if execution.pre_execution_errors or _MEASURED.get(query, execution.operation_name, limits) is None:
+            if not execution.pre_execution_errors:
+                self._measured = _MEASURED.get(query, execution.operation_name, limits)
+            if self._measured is None:
                 try:
                     measure_structure(document, execution.operation_name, limits)
                 except QueryTooComplexError as exc:
                     execution.pre_execution_errors = [_error(exc)]
                 else:
                     if not execution.pre_execution_errors:  # not the stand-in of a document that did not parse
-                        _MEASURED.passed(query, execution.operation_name, limits, document)
+                        self._measured = _MEASURED.passed(query, execution.operation_name, limits, document)
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -201,12 +206,12 @@ class QueryLimits(SchemaExtension):
     async def _admit(self) -> GraphQLError | None:
         execution = self.execution_context
         context = execution.context
-        document, query = execution.graphql_document, execution.query
+        document = execution.graphql_document
         operation = find_operation(document, execution.operation_name) if document else None
-        if document is None or operation is None or query is None:
+        if document is None or operation is None:
             return None
         limits = self._limits_for(context.settings)
-        measured = _MEASURED.get(query, execution.operation_name, limits)
+        measured = self._measured
         try:
             check_storable_variables(execution.variables)
             if measured is None or not measured.literals_storable:

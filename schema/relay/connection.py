@@ -43,7 +43,7 @@ class PageInfo:
     """Relay's PageInfo (the fields and descriptions of Strawberry's), cached as long as its connection.
 
     Its cursors are encoded when selected, from the page: a TopProducts request encoded 100 for
-    its 50 review pages and selected none (about 3 % of its CPU).
+    its 50 review pages and selected none (1.2 µs each, about 1 % of its CPU).
     """
 
     has_next_page: bool = strawberry.field(description="When paginating forwards, are there more items?")
