@@ -32,7 +32,10 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLString,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
+    ValueNode,
     VariableNode,
     Visitor,
     is_abstract_type,
@@ -122,6 +125,11 @@ class FieldPlan:
     # A leaf or non-null leaf: completed without a response path.
     leaf: bool
     direct: Direct | None = None
+    # No variable in its arguments: they are the same for every request this plan serves, so their
+    # coerced and converted values are kept here once made (when nothing in them can be changed).
+    literal: bool = False
+    arguments: dict[str, Any] | None = None
+    converted: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -199,7 +207,10 @@ class Compiler:
                 )
         completion = self._completion(definition.type, details)
         leaf = completion.kind == LEAF
-        return FieldPlan(key, kind, definition, nodes, details, attribute, has_arguments, completion, leaf, direct)
+        literal = not any(_reads_variable(argument.value) for argument in nodes[0].arguments or ())
+        return FieldPlan(
+            key, kind, definition, nodes, details, attribute, has_arguments, completion, leaf, direct, literal
+        )
 
     def _completion(self, type_: GraphQLOutputType, details: list[FieldDetails]) -> Completion:
         if is_non_null_type(type_):
@@ -216,6 +227,16 @@ class Compiler:
         if is_abstract_type(type_):
             return Completion(ABSTRACT, type_, details=details, composite=True)
         raise NotCompilable(str(type_))  # pragma: no cover - every output type is one of the above
+
+
+def _reads_variable(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_reads_variable(item) for item in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_reads_variable(item.value) for item in value.fields)
+    return False
 
 
 def _grouped(collected: CollectedFields) -> Mapping[str, list[FieldDetails]]:

@@ -81,10 +81,18 @@ class Run:
             raise Bail from exc
         if not waiting:
             return following
-        values = await asyncio.gather(*waiting, return_exceptions=True)
-        for value in values:
-            if isinstance(value, BaseException):
-                raise Bail from value
+        values: list[Any]
+        if len(waiting) == 1:
+            # One awaitable (a ProductById's every level): awaited as it is, without gather's task.
+            try:
+                values = [await waiting[0]]
+            except Exception as exc:
+                raise Bail from exc
+        else:
+            values = await asyncio.gather(*waiting, return_exceptions=True)
+            for value in values:
+                if isinstance(value, BaseException):
+                    raise Bail from value
         try:
             for (out, plan, parent, field_path, info), value in zip(pending, values, strict=True):
                 out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
@@ -105,7 +113,7 @@ class Run:
         info = bindings.info_class(_raw_info=raw_info, _field=direct.field)
         kwargs: dict[str, Any] = {}
         if plan.has_arguments:
-            converted = self._converted.get(id(plan))
+            converted = plan.converted if plan.literal else self._converted.get(id(plan))
             if converted is None:
                 arguments = self._arguments_of(plan)
                 kwargs = convert_arguments(
@@ -115,9 +123,13 @@ class Run:
                     config=bindings.config,
                     info=info,
                 )
-                if all(type(value) in IMMUTABLE for value in kwargs.values()):
-                    # The same for every parent, and nothing a resolver could change: converted once.
-                    self._converted[id(plan)] = kwargs
+                if _unchangeable(kwargs):
+                    # The same for every parent (and, without variables, every request), and nothing
+                    # a resolver could change: converted once.
+                    if plan.literal:
+                        plan.converted = kwargs
+                    else:
+                        self._converted[id(plan)] = kwargs
                     kwargs = dict(kwargs)
             else:
                 kwargs = dict(converted)
@@ -133,7 +145,7 @@ class Run:
     def _arguments_of(self, plan: FieldPlan) -> dict[str, Any]:
         if not plan.has_arguments:
             return {}
-        arguments = self._arguments.get(id(plan))
+        arguments = plan.arguments if plan.literal else self._arguments.get(id(plan))
         if arguments is None:
             first = plan.details[0]
             arguments = get_argument_values(
@@ -143,7 +155,10 @@ class Run:
                 first.fragment_variable_values,
                 self.executor.hide_suggestions,
             )
-            self._arguments[id(plan)] = arguments
+            if plan.literal and _unchangeable(arguments):
+                plan.arguments = arguments
+            else:
+                self._arguments[id(plan)] = arguments
         # Each call gets its own dict: a resolver may change the arguments it is given.
         return dict(arguments)
 
@@ -256,6 +271,10 @@ def _leaf(completion: Completion, value: Any) -> Any:
     if coerced is None or coerced is Undefined:
         raise Bail
     return coerced
+
+
+def _unchangeable(arguments: dict[str, Any]) -> bool:
+    return all(type(value) in IMMUTABLE for value in arguments.values())
 
 
 def _abandon(waiting: list[Awaitable[Any]]) -> None:
