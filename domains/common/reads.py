@@ -1,21 +1,155 @@
-"""Reads of plain columns, run as SQLAlchemy Core on the session's connection."""
+"""Reads of plain columns, run as SQLAlchemy Core on the session's connection.
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+`session.execute` runs even a select of columns through the ORM's compile state and per-row
+loading, made for entities: about a tenth of the CPU of a TopProducts request's two statements
+with their views (300 review rows). `select_rows` runs them on the connection the session holds
+(autocommit for reads, the unit of work's transaction for writes).
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Executable
+A statement the repository builds once and runs for every request with new values is `Prepared`.
+On asyncpg, in a read (the connection in autocommit) with nothing listening to SQLAlchemy's
+statements (an `echo`, a test counting them, a tracer), its SQL, compiled once by SQLAlchemy for
+the dialect, goes straight to the driver's connection with its bind values, and comes back as the
+driver's rows through the same result processors SQLAlchemy would apply (a UTCDateTime's). On
+every run SQLAlchemy's execution builds the statement's cache key, an execution context and a
+result around the driver's call: half of the CPU of a one-row read. A statement whose SQL varies
+with its values (an expanding `IN`) is not sent this way: `one_of` writes a list of keys as one
+array on PostgreSQL instead. Should the driver's call fail, the same read runs again through
+SQLAlchemy, which raises its own error for it and invalidates a dead connection, as for any read.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import ARRAY, ColumnElement, any_, bindparam
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Executable, Select
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Processor = Callable[[Any], Any]
+
+
+def one_of(column: Any, name: str, dialect_name: str) -> ColumnElement[bool]:
+    """`column IN (:name)` for a list of keys: as `column = ANY(:name)`, one array, on PostgreSQL.
+
+    An expanding `IN` writes one placeholder per key, so its SQL (and the driver's prepared
+    statement) differs with the number of keys; an array is one SQL text for every list.
+    """
+    if dialect_name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """The name of the dialect the session's statements are compiled for ("postgresql", "sqlite")."""
+    return session.get_bind().dialect.name
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    sql: str
+    compiled: SQLCompiler
+    names: tuple[str, ...]
+    bind_processors: tuple[Processor | None, ...]
+
+
+class Prepared:
+    """A select built once and run for many requests with new bind values (see the module's doc)."""
+
+    __slots__ = ("_driver", "_results", "statement")
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        # Per dialect (name, driver): its SQL, and the result processors by column position.
+        self._driver: dict[tuple[str, str], _DriverStatement | None] = {}
+        self._results: dict[tuple[str, str], list[tuple[int, Processor]]] = {}
+
+    def driver_statement(self, dialect: Dialect) -> _DriverStatement | None:
+        """The statement's SQL and bind order for this dialect; None when its SQL varies with its values."""
+        key = (dialect.name, dialect.driver)
+        if key not in self._driver:
+            self._driver[key] = _compile(self.statement, dialect)
+        return self._driver[key]
+
+    async def result_processors(
+        self, dialect: Dialect, driver_connection: Any, sql: str
+    ) -> list[tuple[int, Processor]]:
+        key = (dialect.name, dialect.driver)
+        processors = self._results.get(key)
+        if processors is None:
+            # The column types the server reports, as SQLAlchemy's asyncpg cursor describes them.
+            attributes = (await driver_connection.prepare(sql)).get_attributes()
+            columns = list(self.statement.selected_columns)
+            if len(attributes) != len(columns):
+                msg = "the statement's columns and the driver's differ"
+                raise RuntimeError(msg)
+            processors = []
+            for index, (column, attribute) in enumerate(zip(columns, attributes, strict=True)):
+                processor = column.type.dialect_impl(dialect).result_processor(dialect, attribute.type.oid)
+                if processor is not None:
+                    processors.append((index, processor))
+            self._results[key] = processors
+        return processors
+
+
+def _compile(statement: Select[Any], dialect: Dialect) -> _DriverStatement | None:
+    compiled = statement.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None or "__[POSTCOMPILE_" in compiled.string:
+        return None
+    names = tuple(compiled.positiontup)
+    processors = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+    return _DriverStatement(compiled.string, compiled, names, processors)
 
 
 async def select_rows(
-    session: AsyncSession, statement: Executable, parameters: Mapping[str, Any] | None = None
+    session: AsyncSession, statement: Executable | Prepared, parameters: Mapping[str, Any] | None = None
 ) -> Sequence[Sequence[Any]]:
-    """Every row of a select of columns (no entities), on the connection the session holds.
-
-    `session.execute` runs even a select of columns through the ORM's compile state and per-row
-    loading, made for entities: about a tenth of the CPU of a TopProducts request's two statements
-    with their views (300 review rows). The rows are the same; so is the session's connection
-    (autocommit for reads, the unit of work's transaction for writes).
-    """
+    """Every row of a select of columns (no entities), on the connection the session holds."""
     connection = await session.connection()
+    if isinstance(statement, Prepared):
+        rows = await _driver_rows(connection, statement, parameters or {})
+        if rows is not None:
+            return rows
+        statement = statement.statement
     return (await connection.execute(statement, parameters)).all()
+
+
+async def _driver_rows(
+    connection: AsyncConnection, prepared: Prepared, parameters: Mapping[str, Any]
+) -> Sequence[Sequence[Any]] | None:
+    """The rows of a prepared read straight from asyncpg; None when it must go through SQLAlchemy."""
+    sync = connection.sync_connection
+    dialect = connection.dialect
+    if sync is None or dialect.driver != "asyncpg" or sync.engine.echo:
+        return None
+    if sync.dispatch.before_cursor_execute or sync.dispatch.after_cursor_execute:
+        return None  # something observes every statement: it sees this one too
+    driver = prepared.driver_statement(dialect)
+    if driver is None:
+        return None
+    pooled = await connection.get_raw_connection()
+    if not getattr(pooled.dbapi_connection, "autocommit", False):
+        return None  # in a transaction: SQLAlchemy's adapter begins it with its first statement
+    driver_connection = pooled.driver_connection
+    if driver_connection is None:
+        return None
+    values = driver.compiled.construct_params(parameters)
+    arguments = [
+        value if process is None else process(value)
+        for process, value in zip(driver.bind_processors, (values[name] for name in driver.names), strict=True)
+    ]
+    try:
+        processors = await prepared.result_processors(dialect, driver_connection, driver.sql)
+        records = await driver_connection.fetch(driver.sql, *arguments)
+    except Exception:
+        return None  # run again through SQLAlchemy: its error, and its handling of a dead connection
+    if not processors:
+        return cast(list[Sequence[Any]], records)
+    rows: list[Sequence[Any]] = []
+    for record in records:
+        row = list(record)
+        for index, process in processors:
+            row[index] = process(row[index])
+        rows.append(row)
+    return rows
