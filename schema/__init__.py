@@ -15,7 +15,8 @@ from graphql import (
 )
 from graphql import OperationType as AstOperationType
 from graphql.validation import MaxIntrospectionDepthRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, ParserCache
+from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -30,6 +31,7 @@ from schema.extensions.errors import ErrorFormatter, log_unexpected, timeout_res
 from schema.extensions.introspection import IntrospectionAccess
 from schema.extensions.limits import ErrorStatus, LimitedValidationCache, QueryLimits
 from schema.extensions.observability import MarkExecutionStarted, OperationObserver
+from schema.extensions.runner import ExtensionsRunner
 from schema.orders.mutations import OrdersMutation
 from schema.orders.queries import OrdersQuery
 from schema.orders.subscriptions import OrdersSubscription
@@ -127,6 +129,12 @@ class StorefrontSchema(strawberry.Schema):
         except TimeoutError:
             metrics.OPERATION_TIMEOUTS.inc()
             return timeout_result(ceiling, context_value)
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        """Strawberry's runner, with each extension class's hooks wrapped once (schema/extensions/runner.py)."""
+        return ExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors (bad input, validation) are the client's business; only log ours.
