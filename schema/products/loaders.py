@@ -5,8 +5,8 @@ its loader, the rows its parent's statement joins, and what the look-ahead warms
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from functools import cached_property
+from typing import Self
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,9 +25,6 @@ from schema.loaders import (
 from schema.products.inputs import review_page_from_arguments
 from schema.relations import PageOf, ToMany, ToOne, in_order
 from schema.unit_of_work import RequestDb
-
-if TYPE_CHECKING:
-    pass
 
 
 class ProductByIdLoader(RowByKeyLoader[int, models.ProductView]):
@@ -66,30 +63,56 @@ def _all(pages: dict[int, list[models.ReviewView]]) -> list[models.ReviewView]:
     return [review for page in pages.values() for review in page]
 
 
-@dataclass(frozen=True, slots=True)
 class ProductsLoaders:
-    product_by_id: ProductByIdLoader
-    category_by_id: CategoryByIdLoader
-    review_by_id: ReviewByIdLoader
-    categories_by_parent_id: CategoriesByParentIdLoader
-    reviews_by_product_id: ReviewsByProductIdLoader
-    review_count_by_product_id: ReviewCountByProductIdLoader
-    reviews_by_user_id: ReviewsByUserIdLoader
-    review_count_by_user_id: ReviewCountByUserIdLoader
+    """The catalog's loaders of one request, each built on first use (a ProductById touches two of eight).
+
+    Rows joined by a statement (a product's category, a review's author) are handed on to
+    the loader of their own type, so asking for them next costs no statement.
+    """
+
+    def __init__(self, db: RequestDb, principal: Principal, user_by_id: DataLoader[int, UserView | None]) -> None:
+        self._db = db
+        self._principal = principal
+        self._user_by_id = user_by_id
 
     @classmethod
     def create(cls, db: RequestDb, principal: Principal, user_by_id: DataLoader[int, UserView | None]) -> Self:
-        """Build fresh loaders for one request (they capture its event loop and principal).
+        """The loaders of one request (they capture its event loop and principal)."""
+        return cls(db, principal, user_by_id)
 
-        Rows joined by a statement (a product's category, a review's author) are handed on to
-        the loader of their own type, so asking for them next costs no statement.
-        """
-        category_by_id = CategoryByIdLoader(db, products_repository.get_categories_by_ids, _id)
+    @cached_property
+    def product_by_id(self) -> ProductByIdLoader:
+        principal, category_by_id = self._principal, self.category_by_id
 
         async def products(session: AsyncSession, ids: Sequence[int]) -> list[models.ProductView]:
             rows = await products_repository.get_products_by_ids(session, principal, ids)
             PRODUCT_CATEGORY.hand_on(category_by_id, rows)
             return rows
+
+        return ProductByIdLoader(self._db, products, _id)
+
+    @cached_property
+    def category_by_id(self) -> CategoryByIdLoader:
+        return CategoryByIdLoader(self._db, products_repository.get_categories_by_ids, _id)
+
+    @cached_property
+    def review_by_id(self) -> ReviewByIdLoader:
+        principal, user_by_id = self._principal, self._user_by_id
+
+        async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.ReviewView]:
+            rows = await products_repository.get_reviews_by_ids(session, principal, ids)
+            REVIEW_AUTHOR.hand_on(user_by_id, rows)
+            return rows
+
+        return ReviewByIdLoader(self._db, reviews, _id)
+
+    @cached_property
+    def categories_by_parent_id(self) -> CategoriesByParentIdLoader:
+        return CategoriesByParentIdLoader(self._db, products_repository.list_children_by_parent_ids)
+
+    @cached_property
+    def reviews_by_product_id(self) -> ReviewsByProductIdLoader:
+        user_by_id = self._user_by_id
 
         async def reviews_of_products(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
@@ -98,10 +121,15 @@ class ProductsLoaders:
             REVIEW_AUTHOR.hand_on(user_by_id, _all(pages))
             return pages
 
-        async def reviews(session: AsyncSession, ids: Sequence[int]) -> list[models.ReviewView]:
-            rows = await products_repository.get_reviews_by_ids(session, principal, ids)
-            REVIEW_AUTHOR.hand_on(user_by_id, rows)
-            return rows
+        return ReviewsByProductIdLoader(self._db, reviews_of_products, attribute_key)
+
+    @cached_property
+    def review_count_by_product_id(self) -> ReviewCountByProductIdLoader:
+        return ReviewCountByProductIdLoader(self._db, products_repository.count_reviews_by_product_ids)
+
+    @cached_property
+    def reviews_by_user_id(self) -> ReviewsByUserIdLoader:
+        principal, user_by_id = self._principal, self._user_by_id
 
         async def reviews_of_users(
             session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
@@ -110,21 +138,16 @@ class ProductsLoaders:
             REVIEW_AUTHOR.hand_on(user_by_id, _all(pages))
             return pages
 
+        return ReviewsByUserIdLoader(self._db, reviews_of_users, attribute_key)
+
+    @cached_property
+    def review_count_by_user_id(self) -> ReviewCountByUserIdLoader:
+        principal = self._principal
+
         async def review_counts_of_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:
             return await products_repository.count_reviews_by_user_ids(session, principal, ids)
 
-        return cls(
-            product_by_id=ProductByIdLoader(db, products, _id),
-            category_by_id=category_by_id,
-            review_by_id=ReviewByIdLoader(db, reviews, _id),
-            categories_by_parent_id=CategoriesByParentIdLoader(db, products_repository.list_children_by_parent_ids),
-            reviews_by_product_id=ReviewsByProductIdLoader(db, reviews_of_products, attribute_key),
-            review_count_by_product_id=ReviewCountByProductIdLoader(
-                db, products_repository.count_reviews_by_product_ids
-            ),
-            reviews_by_user_id=ReviewsByUserIdLoader(db, reviews_of_users, attribute_key),
-            review_count_by_user_id=ReviewCountByUserIdLoader(db, review_counts_of_users),
-        )
+        return ReviewCountByUserIdLoader(self._db, review_counts_of_users)
 
 
 def _id(row: models.ProductView | models.CategoryView | models.ReviewView) -> int:
