@@ -1,7 +1,7 @@
 """The `Node` interface: every entity has an opaque global id that `node(id:)` resolves."""
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import strawberry
 
@@ -36,8 +36,12 @@ class Node:
 
     @classmethod
     def global_id(cls, pk: int) -> strawberry.ID:
-        """Return the global id of this type's row `pk`."""
-        return strawberry.ID(encode_global_id(cls.NODE_TYPE, pk))
+        """Return the global id of this type's row `pk`.
+
+        `strawberry.ID` is a NewType, the string itself at run time: cast, not called (a call per
+        id was a third of its cost, and a TopProducts response holds 600 ids).
+        """
+        return cast(strawberry.ID, encode_global_id(cls.NODE_TYPE, pk))
 
     @classmethod
     async def resolve_nodes(cls, info: Any, pks: Sequence[int]) -> Sequence[Self | None]:
