@@ -181,3 +181,18 @@ async def test_rows_no_value_of_which_needs_processing_come_as_the_driver_gives_
         expected = (await session.execute(prepared.statement)).all()
     assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
     assert len(rows) == 1
+
+
+async def test_one_key_reads_what_a_list_of_keys_reads(engine: AsyncEngine) -> None:
+    # given: a statement for one key (`= :ids`) beside the one for a list (`= ANY` / `IN`)
+    ids = await _catalog(engine)
+    db = RequestDb(create_sessionmaker(engine)())
+
+    # when
+    one = await _read_both_ways(db, ids[:1])
+    both = await _read_both_ways(db, ids)
+    await db.close()
+
+    # then
+    assert one[0] == [product for product in both[0] if product.id == ids[0]]
+    assert one[1] == {ids[0]: both[1][ids[0]]}

@@ -30,15 +30,25 @@ from sqlalchemy.sql.compiler import SQLCompiler
 Processor = Callable[[Any], Any]
 
 
-def one_of(column: Any, name: str, dialect_name: str) -> ColumnElement[bool]:
-    """`column IN (:name)` for a list of keys: as `column = ANY(:name)`, one array, on PostgreSQL.
+def one_of(column: Any, name: str, dialect_name: str, *, single: bool = False) -> ColumnElement[bool]:
+    """`column IN (:name)` for a list of keys: one array on PostgreSQL (`= ANY`), `= :name` for one key.
 
     An expanding `IN` writes one placeholder per key, so its SQL (and the driver's prepared
-    statement) differs with the number of keys; an array is one SQL text for every list.
+    statement) differs with the number of keys; an array is one SQL text for every list. PostgreSQL
+    plans `= ANY` anew on every run, though (its generic plan guesses ten elements), about twice the
+    server's CPU of `= $1` for one key: a statement for one key (`single`, its value `keys_value`'s)
+    keeps the plain comparison.
     """
+    if single:
+        return cast(ColumnElement[bool], column == bindparam(name))
     if dialect_name == "postgresql":
         return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+def keys_value(keys: Sequence[Any], *, single: bool) -> Any:
+    """The bind value of `one_of`'s parameter: the one key itself, or the list."""
+    return keys[0] if single else list(keys)
 
 
 def dialect_name(session: AsyncSession) -> str:
