@@ -145,7 +145,10 @@ class Run:
     def _arguments_of(self, plan: FieldPlan) -> dict[str, Any]:
         if not plan.has_arguments:
             return {}
-        arguments = plan.arguments if plan.literal else self._arguments.get(id(plan))
+        # Kept on the plan (literal and unchangeable), else for this run (a list one too: one per run).
+        arguments = plan.arguments
+        if arguments is None:
+            arguments = self._arguments.get(id(plan))
         if arguments is None:
             first = plan.details[0]
             arguments = get_argument_values(
