@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Select, column, event, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from structlog.testing import capture_logs
 
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
@@ -141,10 +142,12 @@ async def test_a_failing_prepared_read_raises_sqlalchemys_error_and_the_session_
     ids = await _catalog(engine)
     db = RequestDb(create_sessionmaker(engine)())
 
-    # when / then: the error is SQLAlchemy's, as for any read
-    with pytest.raises(DBAPIError, match="no_such_table"):
+    # when / then: the error is SQLAlchemy's, as for any read, and the driver's failure is logged
+    with capture_logs() as logs, pytest.raises(DBAPIError, match="no_such_table"):
         async with db.read() as session:
             await reads.select_rows(session, missing)
+    failed = [log for log in logs if log["event"] == "reads.driver_failed"]
+    assert len(failed) == (1 if _is_postgres(engine) else 0)
 
     # and the next read of the request still answers
     async with db.read() as session:

@@ -21,11 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import structlog
 from sqlalchemy import ARRAY, ColumnElement, any_, bindparam
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
+
+logger = structlog.get_logger("domains.common.reads")
 
 Processor = Callable[[Any], Any]
 
@@ -152,8 +155,11 @@ async def _driver_rows(
     try:
         processors = await prepared.result_processors(dialect, driver_connection, driver.sql)
         records = await driver_connection.fetch(driver.sql, *arguments)
-    except Exception:
-        return None  # run again through SQLAlchemy: its error, and its handling of a dead connection
+    except Exception as exc:
+        # Logged (with the request's id, bound by the edge), then run again through SQLAlchemy: it raises
+        # its own error for the read, which reaches the masking layer, and invalidates a dead connection.
+        logger.warning("reads.driver_failed", error=type(exc).__name__, statement=driver.sql[:120])
+        return None
     if not processors:
         return cast(list[Sequence[Any]], records)
     rows: list[Sequence[Any]] = []
