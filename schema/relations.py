@@ -7,21 +7,26 @@ A relation names, in one declaration, what every path through it needs:
 - the look-ahead: the field's name and the relations below it, so a page of parents warms the
   relation for all of them in one batch (`warm`, see schema/lookahead.py for why).
 
-A nested field resolves through its relation, always the same way:
+A nested field resolves through its relation, always the same way: it declares its resolver once,
+as a `RelationField` (`ToOne.resolver`, `ToMany.resolver`, `PageOf.resolver`) that reads the key
+from the GraphQL object and converts the loaded row. graphql-core calls it per parent (`resolve`);
+the compiled path (schema/compiled/) finds it in the field's metadata and resolves the field for
+every parent of a level at once (`resolve_all`): one `load` per parent, and no resolver call, `Info`
+or awaitable per parent. Either answers synchronously when the loader already holds the values
+(warmed or joined) and with an awaitable otherwise; graphql-core's cost per awaitable field is what
+a large page spends most of its time on.
 
-    @strawberry.field(description="...", graphql_type=Category | None)
+    _CATEGORY = PRODUCT_CATEGORY.resolver(key=lambda product: product.category_id, convert=Category.from_optional)
+
+    @strawberry.field(description="...", graphql_type=Category | None, metadata=_CATEGORY.metadata)
     def category(self, info: Info) -> AwaitableOrValue[Category | None]:
-        return PRODUCT_CATEGORY.resolve(info.context.loaders, self.category_id, Category.from_optional)
-
-`resolve` answers synchronously when the loader already holds the value (warmed or joined) and
-with an awaitable otherwise; graphql-core's cost per awaitable field is what a large page spends
-most of its time on.
+        return _CATEGORY.resolve(info.context.loaders, self)
 """
 
-from asyncio import Future
+from asyncio import Future, gather
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from aiodataloader import DataLoader
 from strawberry.types.nodes import Selection
@@ -39,6 +44,35 @@ Parent = TypeVar("Parent")
 Parent_contra = TypeVar("Parent_contra", contravariant=True)
 Child = TypeVar("Child")
 Out = TypeVar("Out")
+# The metadata key under which a relation field's `RelationField` is found by the compiled path.
+RELATION_FIELD = "storefront_relation_field"
+
+
+class RelationField(Protocol):
+    """A relation field's resolver, for one parent or for every parent of a selection level."""
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        """The Strawberry field metadata that names this resolver to the compiled path."""
+
+    def resolve_all(
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+    ) -> list[Any] | Awaitable[list[Any]]:
+        """The field's value for each parent (given its converted arguments): now when loaded, else awaitable."""
+
+
+def _when_loaded(
+    futures: "Sequence[Future[Child] | None]", finish: Callable[[list[Child | None]], list[Out]]
+) -> list[Out] | Awaitable[list[Out]]:
+    """`finish` of the futures' values (None for no future): now when all are loaded, else an awaitable of it."""
+    if all(future is None or (future.done() and not future.cancelled()) for future in futures):
+        return finish([None if future is None else future.result() for future in futures])
+
+    async def later() -> list[Out]:
+        await gather(*(future for future in futures if future is not None))
+        return finish([None if future is None else future.result() for future in futures])
+
+    return later()
 
 
 class Warmable(Protocol[Parent_contra]):
@@ -55,11 +89,23 @@ async def warm(
             await relation.warm(loaders, parents, selected)
 
 
+def fixed_order(ordering: Ordering) -> Callable[..., tuple[Ordering, PageRequest]]:
+    """`PageOf.resolver`'s `page` for a connection with one fixed ordering: only first/after/last/before vary."""
+
+    def page(
+        *, first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None
+    ) -> tuple[Ordering, PageRequest]:
+        return ordering, page_request(ordering, first=first, after=after, last=last, before=before)
+
+    return page
+
+
 def in_order(ordering: Ordering) -> Callable[[Mapping[str, Any]], tuple[Ordering, PageRequest]]:
     """`page_of` for a connection with one fixed ordering: only its first/after/last/before vary."""
+    page = fixed_order(ordering)
 
     def page_of(arguments: Mapping[str, Any]) -> tuple[Ordering, PageRequest]:
-        return ordering, page_request(ordering, **pagination_arguments(arguments))
+        return page(**pagination_arguments(arguments))
 
     return page_of
 
@@ -114,6 +160,12 @@ class ToOne(Generic[Parent, Child]):
             return None
         return then(self.loader(loaders).load(key), convert)
 
+    def resolver(
+        self, key: Callable[[Any], int | None], convert: Callable[[Child | None], Out]
+    ) -> "OneField[Child, Out]":
+        """The resolver of a field through this relation: the key read from the GraphQL object, the row converted."""
+        return OneField(self, key, convert)
+
     def hand_on(self, loader: DataLoader[int, Child | None], parents: Sequence[Parent]) -> None:
         """Prime the relation's loader with the rows the parents' statement joined."""
         if self.joined is None:
@@ -147,6 +199,10 @@ class ToMany(Generic[Parent, Child]):
         """The related objects of the parent whose key this is."""
         return then(self.loader(loaders).load(key), lambda rows: [convert(row) for row in rows])
 
+    def resolver(self, key: Callable[[Any], int], convert: Callable[[Child], Out]) -> "ManyField[Child, Out]":
+        """The resolver of a field through this relation: the key read from the GraphQL object, each row converted."""
+        return ManyField(self, key, convert)
+
     async def warm(self, loaders: "Loaders", parents: Sequence[Parent], selected: Sequence[Selection]) -> None:
         fields = named(selected, self.field)
         if not fields:
@@ -176,14 +232,32 @@ class PageOf(Generic[Parent, Child]):
         convert: Callable[[Child], NodeType],
     ) -> AwaitableOrValue[Connection[NodeType]]:
         """One page of the related objects of the parent whose key this is, counted only when asked."""
+        return then(
+            self.pages(loaders).load((key, ordering, page)), lambda rows: self.connection(loaders, key, rows, convert)
+        )
+
+    def connection(
+        self, loaders: "Loaders", key: int, rows: Page[Child], convert: Callable[[Child], NodeType]
+    ) -> Connection[NodeType]:
+        """The parent's loaded page as its connection; its total is counted only when selected."""
 
         def count() -> Awaitable[int]:
             return self.counts(loaders).load(key)
 
-        def connection(rows: Page[Child]) -> Connection[NodeType]:
-            return Connection.from_page(rows, convert, count)
+        return Connection.from_page(rows, convert, count)
 
-        return then(self.pages(loaders).load((key, ordering, page)), connection)
+    def resolver(
+        self,
+        key: Callable[[Any], int],
+        page: Callable[..., tuple[Ordering, PageRequest]],
+        convert: Callable[[Child], NodeType],
+    ) -> "PageOfField[Child, NodeType]":
+        """The resolver of a connection field through this relation.
+
+        `page` validates the field's arguments (by their Python names, each with its default) into
+        the ordering and page to load; `key` reads the parent's key from the GraphQL object.
+        """
+        return PageOfField(self, key, page, convert)
 
     async def warm(self, loaders: "Loaders", parents: Sequence[Parent], selected: Sequence[Selection]) -> None:
         keys = [self.key_of(parent) for parent in parents]
@@ -197,3 +271,86 @@ class PageOf(Generic[Parent, Child]):
             await warm(loaders, children, connection_nodes(selected_field.selections), self.below)
             if named(selected_field.selections, "totalCount"):
                 await self.counts(loaders).load_many(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class OneField(Generic[Child, Out]):
+    """`ToOne.resolver`: a field naming one related object, or null without a key."""
+
+    relation: ToOne[Any, Child]
+    key: Callable[[Any], int | None]
+    convert: Callable[[Child | None], Out]
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        return {RELATION_FIELD: self}
+
+    def resolve(self, loaders: "Loaders", parent: Any) -> AwaitableOrValue[Out] | None:
+        return self.relation.resolve(loaders, self.key(parent), self.convert)
+
+    def resolve_all(
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+    ) -> list[Any] | Awaitable[list[Any]]:
+        loader, key, convert = self.relation.loader(loaders), self.key, self.convert
+        futures = [None if (value := key(parent)) is None else loader.load(value) for parent in parents]
+        keyed = [value is not None for value in futures]
+        return _when_loaded(
+            futures, lambda rows: [convert(row) if held else None for row, held in zip(rows, keyed, strict=True)]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ManyField(Generic[Child, Out]):
+    """`ToMany.resolver`: a field listing every related object."""
+
+    relation: ToMany[Any, Child]
+    key: Callable[[Any], int]
+    convert: Callable[[Child], Out]
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        return {RELATION_FIELD: self}
+
+    def resolve(self, loaders: "Loaders", parent: Any) -> AwaitableOrValue[list[Out]]:
+        return self.relation.resolve(loaders, self.key(parent), self.convert)
+
+    def resolve_all(
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+    ) -> list[Any] | Awaitable[list[Any]]:
+        loader, convert = self.relation.loader(loaders), self.convert
+        return _when_loaded(
+            [loader.load(self.key(parent)) for parent in parents],
+            lambda lists: [[convert(row) for row in cast(list[Child], rows)] for rows in lists],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PageOfField(Generic[Child, NodeType]):
+    """`PageOf.resolver`: a connection of related objects, one keyset page per parent."""
+
+    relation: PageOf[Any, Child]
+    key: Callable[[Any], int]
+    page: Callable[..., tuple[Ordering, PageRequest]]
+    convert: Callable[[Child], NodeType]
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        return {RELATION_FIELD: self}
+
+    def resolve(self, loaders: "Loaders", parent: Any, **arguments: Any) -> AwaitableOrValue[Connection[NodeType]]:
+        ordering, page = self.page(**arguments)
+        return self.relation.resolve(loaders, self.key(parent), ordering, page, self.convert)
+
+    def resolve_all(
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+    ) -> list[Any] | Awaitable[list[Any]]:
+        ordering, page = self.page(**arguments)
+        relation, convert, pages = self.relation, self.convert, self.relation.pages(loaders)
+        keys = [self.key(parent) for parent in parents]
+        return _when_loaded(
+            [pages.load((key, ordering, page)) for key in keys],
+            lambda loaded: [
+                relation.connection(loaders, key, cast(Page[Child], rows), convert)
+                for key, rows in zip(keys, loaded, strict=True)
+            ],
+        )

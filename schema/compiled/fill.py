@@ -19,23 +19,33 @@ from typing import TYPE_CHECKING, Any
 from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from graphql.pyutils import Path, Undefined
 
-from schema.compiled.plan import ATTRIBUTE, DIRECT, LIST, OBJECT, TYPENAME, FieldPlan, Selection
+from schema.compiled.plan import (
+    ATTRIBUTE,
+    DIRECT,
+    LIST,
+    OBJECT,
+    RELATION,
+    TYPENAME,
+    FieldPlan,
+    Selection,
+)
 
 if TYPE_CHECKING:
     from schema.compiled.run import Pending, Run, Task
 
 Fill = Callable[["Run", Any, dict[str, Any], Path | None, "list[Task]", list[Any], "list[Pending]"], None]
+Complete = Callable[["Run", list[tuple[Any, dict[str, Any], Path]], list[Any], "list[Task]"], None]
 
 
-def fill_of(selection: Selection, leaf: Callable[..., Any], bail: type[Exception]) -> Fill:
+def fill_of(selection: Selection, leaf: Callable[..., Any], bail: type[Exception], relation: type[Any]) -> Fill:
     """The selection's fill function, generated on first use and kept on the selection."""
     fill = selection.fill
     if fill is None:
-        fill = selection.fill = _generate(selection, leaf, bail)
+        fill = selection.fill = _generate(selection, leaf, bail, relation)
     return fill
 
 
-def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Exception]) -> Fill:
+def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Exception], relation: type[Any]) -> Fill:
     namespace: dict[str, Any] = {
         "Path": Path,
         "Undefined": Undefined,
@@ -45,8 +55,11 @@ def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Excepti
         "parent_name": selection.type.name,
         "MIN_INT": GRAPHQL_MIN_INT,
         "MAX_INT": GRAPHQL_MAX_INT,
+        "Relation": relation,
     }
     lines = ["def fill(run, source, out, path, following, waiting, pending):"]
+    if any(plan.kind == RELATION for plan in selection.fields):
+        lines.append("    relations = run.relations")
     for index, plan in enumerate(selection.fields):
         namespace[f"k{index}"] = plan.key
         namespace[f"p{index}"] = plan
@@ -57,6 +70,32 @@ def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Excepti
     exec(compile("\n".join(lines), f"<fill {selection.type.name}>", "exec"), namespace)  # noqa: S102 - see module doc
     fill: Fill = namespace["fill"]
     return fill
+
+
+def completer_of(plan: FieldPlan, parent: Any, leaf: Callable[..., Any], bail: type[Exception]) -> Complete:
+    """The relation field's completer (its values for all parents into their dicts), generated on first use."""
+    complete = plan.complete
+    if complete is None:
+        namespace: dict[str, Any] = {
+            "Path": Path,
+            "Undefined": Undefined,
+            "Bail": bail,
+            "_leaf": leaf,
+            "parent": parent,
+            "parent_name": parent.name,
+            "k0": plan.key,
+            "p0": plan,
+            "c0": plan.completion,
+        }
+        lines = [
+            "def complete(run, parents, values, following):",
+            "    for (source, out, field_path), value in zip(parents, values, strict=True):",
+            *(f"        {line}" for line in _store(0, plan, namespace)),
+        ]
+        source = "\n".join(lines)
+        exec(compile(source, f"<complete {parent.name}.{plan.key}>", "exec"), namespace)  # noqa: S102 - see module doc
+        complete = plan.complete = namespace["complete"]
+    return complete
 
 
 def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
@@ -75,6 +114,16 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
         if passthrough is int:
             check += " and MIN_INT <= value <= MAX_INT"
         return [f"value = {read}", f"out[{key}] = value if {check} else _leaf({completion}, value)"]
+    if plan.kind == RELATION:
+        # Resolved for every parent of the level at once, after the level is filled (Run.resolve_relations).
+        return [
+            f"field_path = Path(path, {key}, parent_name)",
+            f"out[{key}] = None",  # keeps the key's place in the response
+            f"relation = relations.get(p{index})",
+            "if relation is None:",
+            f"    relation = relations[p{index}] = Relation(p{index}, parent, [])",
+            "relation.parents.append((source, out, field_path))",
+        ]
     call = f"run._call(p{index}, source, info)" if plan.kind == DIRECT else f"run._resolve(p{index}, source, info)"
     return [
         f"field_path = Path(path, {key}, parent_name)",

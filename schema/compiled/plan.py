@@ -8,6 +8,8 @@ order, and decides once per field:
 - `__typename` is the parent type's name;
 - a field with a resolver and no field extensions (permission classes) calls that resolver as Strawberry
   would, with the same Strawberry `Info` and converted arguments, without Strawberry's per-call wrapping;
+- a relation field (a `RelationField` in its metadata, schema/relations.py) is resolved for every
+  parent of its level at once, by the relation's `resolve_all`;
 - any other field calls its real (Strawberry-wrapped) resolver with graphql-core's own resolve info;
 - its value is completed by a `Completion` tree (non-null, list, leaf, object, abstract type) that
   follows graphql-core's `complete_value`.
@@ -51,11 +53,13 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
+from schema.relations import RELATION_FIELD, RelationField
+
 # A field declared with `metadata={NOT_COMPILABLE: True}` sends every operation selecting it to graphql-core.
 NOT_COMPILABLE = "graphql_not_compilable"
 DEFINITION_BACKREF = "strawberry-definition"  # Strawberry's GraphQLCoreConverter.DEFINITION_BACKREF
 
-ATTRIBUTE, RESOLVER, TYPENAME, DIRECT = 0, 1, 2, 3
+ATTRIBUTE, RESOLVER, TYPENAME, DIRECT, RELATION = 0, 1, 2, 3, 4
 LIST, LEAF, OBJECT, ABSTRACT = 1, 2, 3, 4
 
 
@@ -130,6 +134,9 @@ class FieldPlan:
     literal: bool = False
     arguments: dict[str, Any] | None = None
     converted: dict[str, Any] | None = None
+    # RELATION: the field's resolver for all parents of a level, and its generated completer (fill.py).
+    relation: RelationField | None = None
+    complete: Callable[..., None] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -188,7 +195,7 @@ class Compiler:
         if isinstance(strawberry_field, StrawberryField) and strawberry_field.metadata.get(NOT_COMPILABLE):
             raise NotCompilable(f"{parent.name}.{name}")
         has_arguments = bool(definition.args or nodes[0].arguments)
-        kind, attribute, direct = RESOLVER, "", None
+        kind, attribute, direct, relation = RESOLVER, "", None, None
         if name == "__typename":
             kind = TYPENAME
         elif isinstance(strawberry_field, StrawberryField):
@@ -196,7 +203,8 @@ class Compiler:
             if self.bindings.plain_getattr and getattr(definition.resolve, "_is_default", False) and not has_arguments:
                 kind, attribute = ATTRIBUTE, strawberry_field.python_name
             elif self.bindings.direct and resolver is not None and not strawberry_field.extensions:
-                kind = DIRECT
+                relation = strawberry_field.metadata.get(RELATION_FIELD)
+                kind = DIRECT if relation is None else RELATION
                 direct = Direct(
                     field=strawberry_field,
                     resolver=resolver,
@@ -209,7 +217,18 @@ class Compiler:
         leaf = completion.kind == LEAF
         literal = not any(_reads_variable(argument.value) for argument in nodes[0].arguments or ())
         return FieldPlan(
-            key, kind, definition, nodes, details, attribute, has_arguments, completion, leaf, direct, literal
+            key,
+            kind,
+            definition,
+            nodes,
+            details,
+            attribute,
+            has_arguments,
+            completion,
+            leaf,
+            direct,
+            literal,
+            relation=relation,
         )
 
     def _completion(self, type_: GraphQLOutputType, details: list[FieldDetails]) -> Completion:

@@ -1,9 +1,11 @@
 """Run a compiled plan: one selection level at a time, for all the objects of that level together.
 
 Per level, every field of every object is read (an attribute) or resolved (its resolver, with
-graphql-core's own resolve info); the awaitables of the whole level are gathered at once, so the
-loaders batch as they do under graphql-core, and a value already loaded (warmed, joined) costs no
-awaitable at all. Values are completed into plain dicts and lists, in graphql-core's field order.
+graphql-core's own resolve info); a relation field is resolved for all the level's parents at once
+(`RelationField.resolve_all`: one load per parent, no resolver call). The awaitables of the whole
+level are gathered at once, so the loaders batch as they do under graphql-core, and a value already
+loaded (warmed, joined) costs no awaitable at all. Values are completed into plain dicts and lists,
+in graphql-core's field order.
 
 This path serves the operations that succeed. At the first sign of anything else (a resolver that
 raises, a null where the schema promises a value, a value graphql-core would refuse) it gives up
@@ -13,6 +15,7 @@ path, locations and null propagation exactly as always. Queries only: running on
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
@@ -23,7 +26,7 @@ from graphql.pyutils import Path, Undefined, is_iterable
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.unset import UNSET
 
-from schema.compiled.fill import fill_of
+from schema.compiled.fill import completer_of, fill_of
 from schema.compiled.plan import (
     ABSTRACT,
     LEAF,
@@ -47,8 +50,21 @@ class Bail(Exception):  # noqa: N818 - a verdict, not a failure
 
 # One object to fill: its selection, its source value, the dict its fields go into, its response path.
 Task = tuple[Selection, Any, dict[str, Any], Path | None]
-# One awaited value: the dict and key it goes to, the field, its parent type, the field's path and info.
-Pending = tuple[dict[str, Any], FieldPlan, GraphQLObjectType, Path, ResolveInfo]
+
+
+@dataclass(slots=True, eq=False)
+class Relation:
+    """A relation field of one level: every parent it is selected on, the dict it goes to, its path."""
+
+    plan: FieldPlan
+    parent: GraphQLObjectType
+    parents: list[tuple[Any, dict[str, Any], Path]]
+
+
+# One awaited value: the dict and key it goes to, the field, its parent type, the field's path and info;
+# or a relation's values for all its parents.
+Pending = tuple[dict[str, Any], FieldPlan, GraphQLObjectType, Path, ResolveInfo] | Relation
+NO_ARGUMENTS: dict[str, Any] = {}
 
 
 class Run:
@@ -60,6 +76,8 @@ class Run:
         self.is_awaitable = executor.is_awaitable
         self._arguments: dict[int, dict[str, Any]] = {}
         self._converted: dict[int, dict[str, Any]] = {}
+        # The relation fields of the level being filled, by plan (see fill.py).
+        self.relations: dict[FieldPlan, Relation] = {}
 
     async def execute(self, root: Selection) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -74,8 +92,10 @@ class Run:
         pending: list[Pending] = []
         try:
             for selection, source, out, path in tasks:
-                fill = selection.fill or fill_of(selection, _leaf, Bail)
+                fill = selection.fill or fill_of(selection, _leaf, Bail, Relation)
                 fill(self, source, out, path, following, waiting, pending)
+            if self.relations:
+                self._resolve_relations(following, waiting, pending)
         except Exception as exc:
             _abandon(waiting)
             raise Bail from exc
@@ -94,11 +114,74 @@ class Run:
                 if isinstance(value, BaseException):
                     raise Bail from value
         try:
-            for (out, plan, parent, field_path, info), value in zip(pending, values, strict=True):
-                out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
+            for entry, value in zip(pending, values, strict=True):
+                if isinstance(entry, Relation):
+                    self._complete_relation(entry, value, following)
+                else:
+                    out, plan, parent, field_path, info = entry
+                    out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
         except Exception as exc:
             raise Bail from exc
         return following
+
+    def _resolve_relations(self, following: list[Task], waiting: list[Awaitable[Any]], pending: list[Pending]) -> None:
+        """Resolve each relation field of the level for all its parents: complete now, or wait with the level."""
+        relations, self.relations = self.relations, {}
+        loaders = self.executor.context_value.loaders
+        for relation in relations.values():
+            plan = relation.plan
+            field = plan.relation
+            if field is None:
+                raise Bail  # pragma: no cover - the compiler makes every RELATION field so
+            arguments = self._converted_arguments(plan, relation) if plan.has_arguments else NO_ARGUMENTS
+            values = field.resolve_all(loaders, [source for source, _out, _path in relation.parents], arguments)
+            if self.is_awaitable(values):
+                waiting.append(values)
+                pending.append(relation)
+            else:
+                self._complete_relation(relation, cast(list[Any], values), following)
+
+    def _complete_relation(self, relation: Relation, values: list[Any], following: list[Task]) -> None:
+        plan = relation.plan
+        complete = plan.complete or completer_of(plan, relation.parent, _leaf, Bail)
+        complete(self, relation.parents, values, following)
+
+    def _converted_arguments(self, plan: FieldPlan, relation: Relation) -> dict[str, Any]:
+        """A relation field's converted arguments: the same for every parent (no argument depends on one)."""
+        direct = plan.direct
+        if direct is None:
+            raise Bail  # pragma: no cover - the compiler gives every RELATION field its Direct
+        converted = plan.converted if plan.literal else self._converted.get(id(plan))
+        if converted is None:
+            path = relation.parents[0][2]
+            raw_info = self.executor.build_resolve_info(plan.definition, plan.nodes, relation.parent, path)
+            info = self.bindings.info_class(_raw_info=raw_info, _field=direct.field)
+            converted = self._convert(plan, info)
+        return converted
+
+    def _convert(self, plan: FieldPlan, info: Any) -> dict[str, Any]:
+        """Coerce and convert a field's arguments as Strawberry does; kept once made when nothing in them can change.
+
+        Returns a dict the caller may change.
+        """
+        direct = plan.direct
+        assert direct is not None  # noqa: S101 - only DIRECT and RELATION fields have arguments converted here
+        kwargs = convert_arguments(
+            self._arguments_of(plan),
+            direct.field.arguments,
+            scalar_registry=self.bindings.scalar_registry,
+            config=self.bindings.config,
+            info=info,
+        )
+        if _unchangeable(kwargs):
+            # The same for every parent (and, without variables, every request), and nothing a resolver
+            # could change: converted once.
+            if plan.literal:
+                plan.converted = kwargs
+            else:
+                self._converted[id(plan)] = kwargs
+            return dict(kwargs)
+        return kwargs
 
     def _resolve(self, plan: FieldPlan, source: Any, info: ResolveInfo) -> Any:
         """Call a field's own (Strawberry-wrapped) resolver, as graphql-core does."""
@@ -114,25 +197,7 @@ class Run:
         kwargs: dict[str, Any] = {}
         if plan.has_arguments:
             converted = plan.converted if plan.literal else self._converted.get(id(plan))
-            if converted is None:
-                arguments = self._arguments_of(plan)
-                kwargs = convert_arguments(
-                    arguments,
-                    direct.field.arguments,
-                    scalar_registry=bindings.scalar_registry,
-                    config=bindings.config,
-                    info=info,
-                )
-                if _unchangeable(kwargs):
-                    # The same for every parent (and, without variables, every request), and nothing
-                    # a resolver could change: converted once.
-                    if plan.literal:
-                        plan.converted = kwargs
-                    else:
-                        self._converted[id(plan)] = kwargs
-                    kwargs = dict(kwargs)
-            else:
-                kwargs = dict(converted)
+            kwargs = self._convert(plan, info) if converted is None else dict(converted)
         args = [source] if direct.self_parameter else []
         if direct.parent is not None:
             kwargs[direct.parent] = source

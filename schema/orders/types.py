@@ -38,6 +38,16 @@ OrderStatus = described_enum(
 )
 
 
+# Each relation field's resolver (schema/relations.py); a type defined later or elsewhere is named in a lambda.
+_ITEM_PRODUCT = ITEM_PRODUCT.resolver(
+    key=lambda item: item.product_id, convert=lambda row: products_types.Product.from_optional(row)
+)
+_ORDER_ITEMS = ORDER_ITEMS.resolver(key=lambda order: order.pk, convert=lambda row: OrderItem.from_model(row))
+_ORDER_CUSTOMER = ORDER_CUSTOMER.resolver(
+    key=lambda order: order.customer_id, convert=lambda row: users_types.User.from_required(row)
+)
+
+
 @strawberry.type(
     description="One line of an order, priced when the order was placed. Visible as its order.", directives=[PRIVATE]
 )
@@ -69,9 +79,10 @@ class OrderItem(Node):
     @strawberry.field(
         description="The product ordered; null if it is no longer visible to you (e.g. unpublished).",
         graphql_type=ProductRef | None,
+        metadata=_ITEM_PRODUCT.metadata,
     )
-    def product(self, info: Info) -> AwaitableOrValue["Product | None"]:
-        return ITEM_PRODUCT.resolve(info.context.loaders, self.product_id, products_types.Product.from_optional)
+    def product(self, info: Info) -> AwaitableOrValue["Product | None"] | None:
+        return _ITEM_PRODUCT.resolve(info.context.loaders, self)
 
 
 @strawberry.type(description="A customer's order. Visible to that customer and to staff.", directives=[PRIVATE])
@@ -104,10 +115,12 @@ class Order(Node):
         rows = await info.context.loaders.orders.order_by_id.load_many(pks)
         return [cls.from_optional(row) for row in rows]
 
-    @strawberry.field(description="The lines of the order, at most 50.", graphql_type=list[OrderItem])
+    @strawberry.field(
+        description="The lines of the order, at most 50.", graphql_type=list[OrderItem], metadata=_ORDER_ITEMS.metadata
+    )
     def items(self, info: Info) -> AwaitableOrValue[list[OrderItem]]:
-        return ORDER_ITEMS.resolve(info.context.loaders, self.pk, OrderItem.from_model)
+        return _ORDER_ITEMS.resolve(info.context.loaders, self)
 
-    @strawberry.field(description="Who placed the order.", graphql_type=UserRef)
-    def customer(self, info: Info) -> AwaitableOrValue["User"]:
-        return ORDER_CUSTOMER.resolve(info.context.loaders, self.customer_id, users_types.User.from_required)
+    @strawberry.field(description="Who placed the order.", graphql_type=UserRef, metadata=_ORDER_CUSTOMER.metadata)
+    def customer(self, info: Info) -> AwaitableOrValue["User | None"] | None:
+        return _ORDER_CUSTOMER.resolve(info.context.loaders, self)

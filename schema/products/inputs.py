@@ -82,7 +82,12 @@ DEFAULT_REVIEW_ORDER = products_repository.NEWEST_REVIEWS_FIRST
 
 
 def review_page(
-    order_by: ReviewOrder | None, *, first: int | None, after: str | None, last: int | None, before: str | None
+    order_by: ReviewOrder | None = None,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> tuple[Ordering, PageRequest]:
     """Validate a reviews connection's arguments into its ordering and page."""
     ordering = order_by.to_ordering() if order_by else DEFAULT_REVIEW_ORDER

@@ -42,6 +42,24 @@ if TYPE_CHECKING:
 UserRef = Annotated["User", strawberry.lazy("schema.users.types")]
 
 
+# Each relation field's resolver (schema/relations.py); a class defined further down is named in a lambda.
+_CATEGORY_PARENT = CATEGORY_PARENT.resolver(
+    key=lambda category: category.parent_id, convert=lambda row: Category.from_optional(row)
+)
+_CATEGORY_CHILDREN = CATEGORY_CHILDREN.resolver(
+    key=lambda category: category.pk, convert=lambda row: Category.from_model(row)
+)
+_PRODUCT_REVIEWS = PRODUCT_REVIEWS.resolver(
+    key=lambda product: product.pk, page=review_page, convert=lambda row: Review.from_model(row)
+)
+_REVIEW_AUTHOR = REVIEW_AUTHOR.resolver(
+    key=lambda review: review.user_id, convert=lambda row: users_types.User.from_required(row)
+)
+_REVIEW_PRODUCT = REVIEW_PRODUCT.resolver(
+    key=lambda review: review.product_id, convert=lambda row: Product.from_required(row)
+)
+
+
 @strawberry.type(
     description="A node of the category tree. Public.", directives=[CacheControl(max_age=CATEGORY_MAX_AGE)]
 )
@@ -71,14 +89,20 @@ class Category(Node):
         return [cls.from_optional(row) for row in rows]
 
     @strawberry.field(
-        description="The enclosing category; null for a top-level category.", graphql_type=Optional["Category"]
+        description="The enclosing category; null for a top-level category.",
+        graphql_type=Optional["Category"],
+        metadata=_CATEGORY_PARENT.metadata,
     )
     def parent(self, info: Info) -> AwaitableOrValue["Category | None"]:
-        return CATEGORY_PARENT.resolve(info.context.loaders, self.parent_id, Category.from_optional)
+        return _CATEGORY_PARENT.resolve(info.context.loaders, self)
 
-    @strawberry.field(description="The direct subcategories, by name.", graphql_type=list["Category"])
+    @strawberry.field(
+        description="The direct subcategories, by name.",
+        graphql_type=list["Category"],
+        metadata=_CATEGORY_CHILDREN.metadata,
+    )
     def children(self, info: Info) -> AwaitableOrValue[list["Category"]]:
-        return CATEGORY_CHILDREN.resolve(info.context.loaders, self.pk, Category.from_model)
+        return _CATEGORY_CHILDREN.resolve(info.context.loaders, self)
 
     @strawberry.field(
         description="Products of this category (not of its subcategories); same filter and order as `products`."
@@ -99,6 +123,9 @@ class Category(Node):
     ) -> Connection["Product"]:
         where = (filter or ProductFilter()).to_filter(category_id=self.pk)
         return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
+
+
+_PRODUCT_CATEGORY = PRODUCT_CATEGORY.resolver(key=lambda product: product.category_id, convert=Category.from_optional)
 
 
 @strawberry.type(description="Review statistics of a product.", directives=[INHERIT_MAX_AGE])
@@ -185,13 +212,18 @@ class Product(Node):
 
         return Connection.from_page(rows, cls.from_model, count)
 
-    @strawberry.field(description="The product's category; null when uncategorised.", graphql_type=Category | None)
+    @strawberry.field(
+        description="The product's category; null when uncategorised.",
+        graphql_type=Category | None,
+        metadata=_PRODUCT_CATEGORY.metadata,
+    )
     def category(self, info: Info) -> AwaitableOrValue[Category | None]:
-        return PRODUCT_CATEGORY.resolve(info.context.loaders, self.category_id, Category.from_optional)
+        return _PRODUCT_CATEGORY.resolve(info.context.loaders, self)
 
     @strawberry.field(
         description="Reviews of this product; newest first unless ordered otherwise.",
         graphql_type=Connection["Review"],
+        metadata=_PRODUCT_REVIEWS.metadata,
     )
     def reviews(
         self,
@@ -204,8 +236,9 @@ class Product(Node):
         last: Last = None,
         before: Before = None,
     ) -> AwaitableOrValue[Connection["Review"]]:
-        ordering, page = review_page(order_by, first=first, after=after, last=last, before=before)
-        return PRODUCT_REVIEWS.resolve(info.context.loaders, self.pk, ordering, page, Review.from_model)
+        return _PRODUCT_REVIEWS.resolve(
+            info.context.loaders, self, order_by=order_by, first=first, after=after, last=last, before=before
+        )
 
 
 @strawberry.type(
@@ -241,10 +274,10 @@ class Review(Node):
         rows = await info.context.loaders.products.review_by_id.load_many(pks)
         return [cls.from_optional(row) for row in rows]
 
-    @strawberry.field(description="Who wrote the review.", graphql_type=UserRef)
-    def author(self, info: Info) -> AwaitableOrValue["User"]:
-        return REVIEW_AUTHOR.resolve(info.context.loaders, self.user_id, users_types.User.from_required)
+    @strawberry.field(description="Who wrote the review.", graphql_type=UserRef, metadata=_REVIEW_AUTHOR.metadata)
+    def author(self, info: Info) -> AwaitableOrValue["User | None"] | None:
+        return _REVIEW_AUTHOR.resolve(info.context.loaders, self)
 
-    @strawberry.field(description="The reviewed product.", graphql_type=Product)
-    def product(self, info: Info) -> AwaitableOrValue[Product]:
-        return REVIEW_PRODUCT.resolve(info.context.loaders, self.product_id, Product.from_required)
+    @strawberry.field(description="The reviewed product.", graphql_type=Product, metadata=_REVIEW_PRODUCT.metadata)
+    def product(self, info: Info) -> AwaitableOrValue[Product | None] | None:
+        return _REVIEW_PRODUCT.resolve(info.context.loaders, self)

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Self
 import strawberry
 from strawberry.types.lazy_type import LazyType
 
-from domains.common.keyset import page_request
 from domains.common.principal import ROLE_DESCRIPTIONS
 from domains.common.principal import Role as RoleValue
 from domains.orders import repository as orders_repository
@@ -20,6 +19,7 @@ from schema.loaders import AwaitableOrValue
 from schema.orders.loaders import CUSTOMER_ORDERS
 from schema.permissions import IsSelfOrStaff, visible_to
 from schema.products.loaders import USER_REVIEWS
+from schema.relations import fixed_order
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 
@@ -43,6 +43,19 @@ def _order_type() -> type["Order"]:
 def _review_type() -> type["Review"]:
     review: type[Review] = _REVIEW.resolve_type()
     return review
+
+
+# Each relation field's resolver (schema/relations.py); types of other modules are named in lambdas.
+_CUSTOMER_ORDERS = CUSTOMER_ORDERS.resolver(
+    key=lambda user: user.pk,
+    page=fixed_order(orders_repository.ORDER_ORDERING),
+    convert=lambda row: _order_type().from_model(row),
+)
+_USER_REVIEWS = USER_REVIEWS.resolver(
+    key=lambda user: user.pk,
+    page=fixed_order(products_repository.NEWEST_REVIEWS_FIRST),
+    convert=lambda row: _review_type().from_model(row),
+)
 
 
 Role = described_enum(
@@ -106,21 +119,22 @@ class User(Node):
         extensions=visible_to(IsSelfOrStaff()),
         graphql_type=Connection[OrderRef] | None,
         directives=[PRIVATE],
+        metadata=_CUSTOMER_ORDERS.metadata,
     )
     def orders(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> AwaitableOrValue[Connection["Order"]]:
-        ordering = orders_repository.ORDER_ORDERING
-        page = page_request(ordering, first=first, after=after, last=last, before=before)
-        return CUSTOMER_ORDERS.resolve(info.context.loaders, self.pk, ordering, page, _order_type().from_model)
+        return _CUSTOMER_ORDERS.resolve(info.context.loaders, self, first=first, after=after, last=last, before=before)
 
-    @strawberry.field(description="Reviews this user wrote, newest first.", graphql_type=Connection[ReviewRef])
+    @strawberry.field(
+        description="Reviews this user wrote, newest first.",
+        graphql_type=Connection[ReviewRef],
+        metadata=_USER_REVIEWS.metadata,
+    )
     def reviews(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> AwaitableOrValue[Connection["Review"]]:
-        ordering = products_repository.NEWEST_REVIEWS_FIRST
-        page = page_request(ordering, first=first, after=after, last=last, before=before)
-        return USER_REVIEWS.resolve(info.context.loaders, self.pk, ordering, page, _review_type().from_model)
+        return _USER_REVIEWS.resolve(info.context.loaders, self, first=first, after=after, last=last, before=before)
 
 
 @strawberry.type(

@@ -6,7 +6,6 @@ from typing import Self
 
 import strawberry
 
-from domains.common.keyset import page_request
 from domains.webhooks import models
 from domains.webhooks import repository as webhooks_repository
 from domains.webhooks.service import message_id
@@ -14,6 +13,7 @@ from schema.cache_control import PRIVATE
 from schema.context import Info
 from schema.enums import described_enum
 from schema.loaders import AwaitableOrValue
+from schema.relations import fixed_order
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 from schema.webhooks.loaders import WEBHOOK_DELIVERIES
@@ -72,6 +72,13 @@ class WebhookDelivery(Node):
         return [cls.from_optional(row) for row in rows]
 
 
+_WEBHOOK_DELIVERIES = WEBHOOK_DELIVERIES.resolver(
+    key=lambda webhook: webhook.pk,
+    page=fixed_order(webhooks_repository.DELIVERY_ORDERING),
+    convert=WebhookDelivery.from_model,
+)
+
+
 @strawberry.type(
     description="An endpoint that receives signed POSTs of the events it subscribes to. Staff only; its signing "
     "secret is shown once, by `webhookCreate`.",
@@ -110,11 +117,13 @@ class Webhook(Node):
         return [cls.from_optional(row) for row in rows]
 
     @strawberry.field(
-        description="Deliveries to this endpoint, newest first.", graphql_type=Connection[WebhookDelivery]
+        description="Deliveries to this endpoint, newest first.",
+        graphql_type=Connection[WebhookDelivery],
+        metadata=_WEBHOOK_DELIVERIES.metadata,
     )
     def deliveries(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> AwaitableOrValue[Connection[WebhookDelivery]]:
-        ordering = webhooks_repository.DELIVERY_ORDERING
-        page = page_request(ordering, first=first, after=after, last=last, before=before)
-        return WEBHOOK_DELIVERIES.resolve(info.context.loaders, self.pk, ordering, page, WebhookDelivery.from_model)
+        return _WEBHOOK_DELIVERIES.resolve(
+            info.context.loaders, self, first=first, after=after, last=last, before=before
+        )

@@ -1,0 +1,183 @@
+"""A relation field is resolved for every parent of its level at once, and answers as its resolver does.
+
+The compiled path finds a field's `RelationField` (schema/relations.py) in its metadata and calls its
+`resolve_all` once per level instead of the field's resolver once per parent; graphql-core calls the
+resolver. Both must give the same response, with the same loads.
+"""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+import strawberry
+from aiodataloader import DataLoader
+from graphql import ExecutionResult, execute, parse
+from graphql.execution.executor import Executor
+from strawberry.execution import optimized_is_awaitable
+
+from schema.compiled.extension import _bindings
+from schema.compiled.plan import RELATION, PlanCache
+from schema.compiled.run import Bail, Run
+from schema.relations import ToMany, ToOne
+
+
+@dataclass(frozen=True)
+class AuthorRow:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class BookRow:
+    id: int
+    title: str
+    author_id: int | None
+
+
+AUTHORS = {1: AuthorRow(1, "Ada"), 2: AuthorRow(2, "Grace")}
+BOOKS = [BookRow(1, "Notes", 1), BookRow(2, "Compilers", 2), BookRow(3, "More notes", 1), BookRow(4, "Anonymous", None)]
+
+AUTHOR: ToOne[BookRow, AuthorRow] = ToOne(
+    field="author", loader=lambda loaders: cast(Any, loaders).authors, key_of=lambda row: row.author_id
+)
+BOOKS_BY_AUTHOR: ToMany[AuthorRow, BookRow] = ToMany(
+    field="books", loader=lambda loaders: cast(Any, loaders).books, key_of=lambda row: row.id
+)
+CALLS = {"author": 0, "books": 0}
+_BOOKS = BOOKS_BY_AUTHOR.resolver(key=lambda author: author.id, convert=lambda row: Book.from_row(row))
+
+
+@strawberry.type
+class Author:
+    id: int
+    name: str
+
+    @staticmethod
+    def from_row(row: AuthorRow | None) -> "Author | None":
+        return None if row is None else Author(id=row.id, name=row.name)
+
+    @strawberry.field(graphql_type=list["Book"], metadata=_BOOKS.metadata)
+    def books(self, info: strawberry.Info) -> Any:
+        CALLS["books"] += 1
+        return _BOOKS.resolve(info.context.loaders, self)
+
+
+_AUTHOR = AUTHOR.resolver(key=lambda book: book.author_id, convert=Author.from_row)
+
+
+@strawberry.type
+class Book:
+    id: int
+    title: str
+    author_id: strawberry.Private[int | None]
+
+    @staticmethod
+    def from_row(row: BookRow) -> "Book":
+        return Book(id=row.id, title=row.title, author_id=row.author_id)
+
+    @strawberry.field(graphql_type=Author | None, metadata=_AUTHOR.metadata)
+    def author(self, info: strawberry.Info) -> Any:
+        CALLS["author"] += 1
+        return _AUTHOR.resolve(info.context.loaders, self)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def books(self) -> list[Book]:
+        return [Book.from_row(row) for row in BOOKS]
+
+
+SCHEMA = strawberry.Schema(query=Query)
+BINDINGS = _bindings(SCHEMA)
+DOCUMENT = "{ books { id title author { name books { title author { id } } } } }"
+
+
+class Loaders:
+    """Counting loaders: each batch's keys are recorded."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.batches: list[tuple[str, list[int]]] = []
+        self.fail = fail
+        self.authors: DataLoader[int, AuthorRow | None] = DataLoader(self._authors)
+        self.books: DataLoader[int, list[BookRow]] = DataLoader(self._books)
+
+    async def _authors(self, keys: list[int]) -> list[AuthorRow | None]:
+        self.batches.append(("authors", list(keys)))
+        if self.fail:
+            raise RuntimeError("the database is gone")
+        return [AUTHORS.get(key) for key in keys]
+
+    async def _books(self, keys: list[int]) -> list[list[BookRow]]:
+        self.batches.append(("books", list(keys)))
+        return [[row for row in BOOKS if row.author_id == key] for key in keys]
+
+
+def _context(loaders: Loaders) -> SimpleNamespace:
+    return SimpleNamespace(loaders=loaders)
+
+
+async def _compiled(loaders: Loaders, plans: PlanCache | None = None) -> dict[str, Any]:
+    executor: Any = Executor.build(
+        SCHEMA._schema,
+        parse(DOCUMENT),
+        context_value=_context(loaders),
+        is_awaitable=cast(Any, optimized_is_awaitable),
+    )
+    assert isinstance(executor, Executor)
+    root = (plans or PlanCache(maxsize=8)).root(DOCUMENT, executor.operation, executor, BINDINGS)
+    return await Run(executor, BINDINGS).execute(root)
+
+
+async def _graphql_core(loaders: Loaders) -> ExecutionResult:
+    result = execute(SCHEMA._schema, parse(DOCUMENT), context_value=_context(loaders))
+    assert not isinstance(result, ExecutionResult)
+    return await result
+
+
+async def test_a_relation_field_is_one_load_per_level_and_no_resolver_call() -> None:
+    reference_loaders = Loaders()
+    reference = await _graphql_core(reference_loaders)
+    assert reference.errors is None
+    CALLS.update(author=0, books=0)
+
+    loaders = Loaders()
+    data = await _compiled(loaders)
+
+    assert data == reference.data
+    assert data["books"][3]["author"] is None  # no key: null, and nothing loaded for it
+    assert CALLS == {"author": 0, "books": 0}
+    # One batch per relation and level, each key once, in the parents' order, as graphql-core loads them.
+    assert loaders.batches == [("authors", [1, 2]), ("books", [1, 2])]
+    assert loaders.batches == reference_loaders.batches
+
+
+async def test_the_compiler_marks_relation_fields() -> None:
+    executor: Any = Executor.build(SCHEMA._schema, parse(DOCUMENT), context_value=_context(Loaders()))
+    root = PlanCache(maxsize=8).root(DOCUMENT, executor.operation, executor, BINDINGS)
+    book = root.fields[0].completion.inner
+    assert book is not None
+    assert book.selection is not None
+    kinds = {plan.key: plan.kind for plan in book.selection.fields}
+    assert kinds["author"] == RELATION
+    assert kinds["title"] != RELATION
+
+
+async def test_values_a_loader_already_holds_cost_no_batch() -> None:
+    loaders = Loaders()
+    for key, row in AUTHORS.items():
+        loaders.authors.prime(key, row)
+    for key in AUTHORS:
+        loaders.books.prime(key, [row for row in BOOKS if row.author_id == key])
+    data = await _compiled(loaders)
+    assert loaders.batches == []
+    assert data["books"][0]["author"]["books"][1] == {"title": "More notes", "author": {"id": 1}}
+
+
+async def test_a_failing_load_gives_the_operation_back_to_graphql_core() -> None:
+    with pytest.raises(Bail):
+        await _compiled(Loaders(fail=True))
+    result = await _graphql_core(Loaders(fail=True))
+    assert result.errors is not None
+    assert next(error.path for error in result.errors) == ["books", 0, "author"]
