@@ -37,6 +37,15 @@ class Thing(Named):
 
 
 @strawberry.type
+class OtherThing(Named):
+    weight: int
+
+
+class BigThing(Thing):
+    """A plain subclass of a Strawberry type: graphql-core places it as a Thing."""
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def items(self) -> list[Item | None]:
@@ -70,6 +79,19 @@ class Query:
     def thing(self) -> Thing:
         return Thing(name="u", size=2)
 
+    @strawberry.field
+    def big_thing(self) -> Thing:
+        return BigThing(name="b", size=3)
+
+    @strawberry.field
+    def cast_thing(self) -> Thing:
+        # Marked as another type: Strawberry's is_type_of refuses it as a Thing, though its class is Thing.
+        return strawberry.cast(OtherThing, Thing(name="c", size=4))
+
+    @strawberry.field
+    def other(self) -> OtherThing | None:
+        return None
+
 
 SCHEMA = strawberry.Schema(query=Query)
 IS_AWAITABLE = cast(Any, optimized_is_awaitable)  # Strawberry hands graphql-core the same
@@ -97,6 +119,7 @@ async def _reference(document: str) -> ExecutionResult:
         "{ laterItems { name } }",
         "{ things { name size __typename } thing { ... on Named { name } size } }",
         "{ a: items { name } b: items { n: name } }",
+        "{ bigThing { name size } other { weight } }",
     ],
 )
 async def test_values_complete_as_graphql_core_completes_them(document: str) -> None:
@@ -105,7 +128,9 @@ async def test_values_complete_as_graphql_core_completes_them(document: str) -> 
     assert await _compiled(document) == reference.data
 
 
-@pytest.mark.parametrize("document", ["{ requiredItems { name } }", "{ failingItem { name } }"])
+@pytest.mark.parametrize(
+    "document", ["{ requiredItems { name } }", "{ failingItem { name } }", "{ castThing { name } }"]
+)
 async def test_a_value_graphql_core_reports_as_an_error_makes_the_compiled_run_give_up(document: str) -> None:
     reference = await _reference(document)
     assert reference.errors
