@@ -9,6 +9,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.outbox import OutboxEvent, take_pending_events
+from domains.common.reads import begin_reads, end_reads
 from schema import metrics
 
 logger = structlog.get_logger("schema.unit_of_work")
@@ -49,7 +50,7 @@ class RequestDb:
         """
         async with self._lock, _counting_pool_timeouts():
             if not self._reading:
-                await self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                await begin_reads(self._session)
                 self._reading = True
             yield self._session
 
@@ -59,8 +60,7 @@ class RequestDb:
         async with self._lock, _counting_pool_timeouts():
             if self._reading:
                 # Give back the autocommit connection: the unit of work gets a transactional one.
-                await self._session.close()
-                self._reading = False
+                await self._close()
             try:
                 yield self._session
             except asyncio.CancelledError:
@@ -91,9 +91,13 @@ class RequestDb:
         """
         async with self._lock:
             if self._reading:
-                await self._session.close()
-                self._reading = False
+                await self._close()
 
     async def close(self) -> None:
         """Release the connection; never commits."""
+        await self._close()
+
+    async def _close(self) -> None:
+        end_reads(self._session)
+        self._reading = False
         await self._session.close()

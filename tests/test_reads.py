@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Select, column, event, select, table
+from sqlalchemy import Select, column, event, select, table, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog.testing import capture_logs
@@ -21,6 +21,7 @@ from domains.common import reads
 from domains.common.keyset import page_request
 from domains.common.principal import ANONYMOUS
 from domains.products import repository as products_repository
+from domains.products.models import Product
 from schema.unit_of_work import RequestDb
 from tests import factories
 
@@ -199,3 +200,33 @@ async def test_one_key_reads_what_a_list_of_keys_reads(engine: AsyncEngine) -> N
     # then
     assert one[0] == [product for product in both[0] if product.id == ids[0]]
     assert one[1] == {ids[0]: both[1][ids[0]]}
+
+
+async def test_reads_around_a_unit_of_work_use_its_transaction_inside_and_autocommit_after(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a request that has read (its connection checked out in autocommit and kept at hand)
+    ids = await _catalog(engine)
+    db = RequestDb(create_sessionmaker(engine)())
+    async with db.read() as session:
+        before = await products_repository.get_products_by_ids(session, ANONYMOUS, ids[:1])
+    calls = ExecuteCalls(monkeypatch)
+
+    # when: a unit of work changes the product and reads it back, then the request reads again
+    async with db.transaction() as session:
+        await session.execute(update(Product).where(Product.id == ids[0]).values(name="Renamed"))
+        inside = await products_repository.get_products_by_ids(session, ANONYMOUS, ids[:1])
+        in_transaction = session.in_transaction()
+    through_sqlalchemy = calls.count
+    async with db.read() as session:
+        after = await products_repository.get_products_by_ids(session, ANONYMOUS, ids[:1])
+    await db.close()
+
+    # then: inside, the read ran in the unit of work's transaction and saw its change; after the
+    # commit, reads are in autocommit again (straight to the driver on asyncpg)
+    assert before[0].name != "Renamed"
+    assert in_transaction
+    assert inside[0].name == "Renamed"
+    assert through_sqlalchemy == 1
+    assert after[0].name == "Renamed"
+    assert calls.count == (1 if _is_postgres(engine) else 2)

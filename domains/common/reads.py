@@ -15,6 +15,11 @@ result around the driver's call: half of the CPU of a one-row read. A statement 
 with its values (an expanding `IN`) is not sent this way: `one_of` writes a list of keys as one
 array on PostgreSQL instead. Should the driver's call fail, the same read runs again through
 SQLAlchemy, which raises its own error for it and invalidates a dead connection, as for any read.
+
+A unit of work opens its reads with `begin_reads`: the session's connection, checked out in
+autocommit, and its driver connection are kept at hand (in `session.info`) until `end_reads`, so
+that each statement does not ask the session for them again (two greenlet hand-offs through
+SQLAlchemy's session and connection per statement).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +30,13 @@ import structlog
 from sqlalchemy import ARRAY, ColumnElement, any_, bindparam
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 logger = structlog.get_logger("domains.common.reads")
+# session.info key: the (connection, pooled connection) a unit of work checked out for its reads.
+_READS = "storefront.reads"
 
 Processor = Callable[[Any], Any]
 
@@ -115,13 +123,25 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _DriverStatement | Non
     return _DriverStatement(compiled.string, compiled, names, processors)
 
 
+async def begin_reads(session: AsyncSession) -> None:
+    """Check the session's connection out for reads, in autocommit, and keep it at hand until `end_reads`."""
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[_READS] = (connection, await connection.get_raw_connection())
+
+
+def end_reads(session: AsyncSession) -> None:
+    """Forget the reads' connection: call it before the session gives the connection back (close)."""
+    session.info.pop(_READS, None)
+
+
 async def select_rows(
     session: AsyncSession, statement: Executable | Prepared, parameters: Mapping[str, Any] | None = None
 ) -> Sequence[Sequence[Any]]:
     """Every row of a select of columns (no entities), on the connection the session holds."""
-    connection = await session.connection()
+    held: tuple[AsyncConnection, PoolProxiedConnection] | None = session.info.get(_READS)
+    connection, pooled = held if held is not None else (await session.connection(), None)
     if isinstance(statement, Prepared):
-        rows = await _driver_rows(connection, statement, parameters or {})
+        rows = await _driver_rows(connection, pooled, statement, parameters or {})
         if rows is not None:
             return rows
         statement = statement.statement
@@ -129,7 +149,10 @@ async def select_rows(
 
 
 async def _driver_rows(
-    connection: AsyncConnection, prepared: Prepared, parameters: Mapping[str, Any]
+    connection: AsyncConnection,
+    pooled: PoolProxiedConnection | None,
+    prepared: Prepared,
+    parameters: Mapping[str, Any],
 ) -> Sequence[Sequence[Any]] | None:
     """The rows of a prepared read straight from asyncpg; None when it must go through SQLAlchemy."""
     sync = connection.sync_connection
@@ -141,7 +164,8 @@ async def _driver_rows(
     driver = prepared.driver_statement(dialect)
     if driver is None:
         return None
-    pooled = await connection.get_raw_connection()
+    if pooled is None:
+        pooled = await connection.get_raw_connection()
     if not getattr(pooled.dbapi_connection, "autocommit", False):
         return None  # in a transaction: SQLAlchemy's adapter begins it with its first statement
     driver_connection = pooled.driver_connection
