@@ -105,7 +105,7 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
     if plan.kind == ATTRIBUTE:
         read = _read(index, plan.attribute, namespace)
         if not plan.leaf:
-            return [f"value = {read}", f"field_path = Path(path, {key}, parent_name)", *_store(index, plan, namespace)]
+            return [f"value = {read}", _field_path(plan, key), *_store(index, plan, namespace)]
         passthrough = plan.completion.passthrough
         if passthrough is None:
             return [f"out[{key}] = _leaf({completion}, {read})"]
@@ -117,7 +117,7 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
     if plan.kind == RELATION:
         # Resolved for every parent of the level at once, after the level is filled (Run.resolve_relations).
         return [
-            f"field_path = Path(path, {key}, parent_name)",
+            _field_path(plan, key),
             f"out[{key}] = None",  # keeps the key's place in the response
             f"relation = relations.get(p{index})",
             "if relation is None:",
@@ -165,7 +165,7 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
             "if value.__class__ is list:",
             "    items = []",
             "    for position, item in enumerate(value):",
-            "        item_path = Path(field_path, position, None)",
+            "        item_path = Path(field_path, position, None)" if plan.path else "        item_path = None",
             f"        if item is not None and {_placeable(index, inner.selection, 'item', info, namespace)}:",
             "            placed = {}",
             f"            following.append((s{index}, item, placed, item_path))",
@@ -178,6 +178,11 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
             f"    out[{key}] = {slow}",
         ]
     return [f"out[{key}] = {slow}"]
+
+
+def _field_path(plan: FieldPlan, key: str) -> str:
+    """The field's response path, or None where nothing reads it (FieldPlan.path)."""
+    return f"field_path = Path(path, {key}, parent_name)" if plan.path else "field_path = None"
 
 
 def _placeable(index: int, selection: Selection, value: str, info: str, namespace: dict[str, Any]) -> str:

@@ -14,6 +14,11 @@ order, and decides once per field:
 - its value is completed by a `Completion` tree (non-null, list, leaf, object, abstract type) that
   follows graphql-core's `complete_value`.
 
+Response paths are made only where something reads them: the resolve info of a field with a
+resolver (and of a relation field whose arguments are converted, and of an abstract type's value).
+The compiled path reports no error itself (it gives the operation back to graphql-core), so a
+selection with nothing of that kind below it gets no paths (`Selection.paths`, `FieldPlan.path`).
+
 `@skip`/`@include` depend on variables, so a plan is kept per value of the variables they name.
 Anything a plan cannot express raises `NotCompilable`: the operation runs through graphql-core.
 """
@@ -137,6 +142,8 @@ class FieldPlan:
     # RELATION: the field's resolver for all parents of a level, and its generated completer (fill.py).
     relation: RelationField | None = None
     complete: Callable[..., None] | None = None
+    # Whether anything reads this field's response path (and so the paths below it); see the module doc.
+    path: bool = True
 
 
 @dataclass(slots=True, eq=False)
@@ -147,6 +154,8 @@ class Selection:
     fields: list[FieldPlan]
     # The generated function that fills an object of this selection (schema/compiled/fill.py), once used.
     fill: Callable[..., None] | None = None
+    # Whether any field of it reads its response path (else its objects are placed without one).
+    paths: bool = True
 
 
 class Compiler:
@@ -178,8 +187,9 @@ class Compiler:
         for key, details in grouped.items():
             plan = self._field(object_type, key, details)
             if plan is not None:
+                plan.path = _reads_path(plan)
                 plans.append(plan)
-        return Selection(object_type, plans)
+        return Selection(object_type, plans, paths=any(plan.path for plan in plans))
 
     def _field(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan | None:
         if any(detail.fragment_variable_values is not None for detail in details):
@@ -246,6 +256,20 @@ class Compiler:
         if is_abstract_type(type_):
             return Completion(ABSTRACT, type_, details=details, composite=True)
         raise NotCompilable(str(type_))  # pragma: no cover - every output type is one of the above
+
+
+def _reads_path(plan: FieldPlan) -> bool:
+    """Whether the field's response path is read: by its own resolve info, or by something below it."""
+    if plan.kind in (RESOLVER, DIRECT) or (plan.kind == RELATION and plan.has_arguments):
+        return True
+    completion: Completion | None = plan.completion
+    while completion is not None and completion.kind == LIST:
+        completion = completion.inner
+    if completion is None or completion.kind == ABSTRACT:
+        return True  # an abstract type's value is resolved with a resolve info (a runtime type compiled later)
+    if completion.kind == OBJECT:
+        return completion.selection is None or completion.selection.paths
+    return False
 
 
 def _reads_variable(value: ValueNode) -> bool:

@@ -37,6 +37,22 @@ class Thing(Named):
 
 
 @strawberry.type
+class Leaf:
+    name: str
+
+    @strawberry.field
+    def where(self, info: strawberry.Info) -> str:
+        """Its response path, as its resolve info gives it."""
+        return ".".join(str(key) for key in info.path.as_list())
+
+
+@strawberry.type
+class Branch:
+    label: str
+    leaves: list[Leaf]
+
+
+@strawberry.type
 class OtherThing(Named):
     weight: int
 
@@ -92,6 +108,10 @@ class Query:
     def other(self) -> OtherThing | None:
         return None
 
+    @strawberry.field
+    def branches(self) -> list[Branch]:
+        return [Branch(label="x", leaves=[Leaf(name="a"), Leaf(name="b")]), Branch(label="y", leaves=[Leaf(name="c")])]
+
 
 SCHEMA = strawberry.Schema(query=Query)
 IS_AWAITABLE = cast(Any, optimized_is_awaitable)  # Strawberry hands graphql-core the same
@@ -120,6 +140,7 @@ async def _reference(document: str) -> ExecutionResult:
         "{ things { name size __typename } thing { ... on Named { name } size } }",
         "{ a: items { name } b: items { n: name } }",
         "{ bigThing { name size } other { weight } }",
+        "{ branches { label leaves { name where } } b: branches { leaves { w: where } } }",
     ],
 )
 async def test_values_complete_as_graphql_core_completes_them(document: str) -> None:
@@ -137,3 +158,16 @@ async def test_a_value_graphql_core_reports_as_an_error_makes_the_compiled_run_g
 
     with pytest.raises(Bail):
         await _compiled(document)
+
+
+async def test_paths_are_made_only_where_a_resolver_reads_them() -> None:
+    with_resolver, without = "{ branches { label leaves { name where } } }", "{ branches { label leaves { name } } }"
+    for document, paths in ((with_resolver, True), (without, False)):
+        executor: Any = Executor.build(SCHEMA._schema, parse(document), is_awaitable=IS_AWAITABLE)
+        root = PLANS.root(document, executor.operation, executor, _bindings(SCHEMA))
+        branches = root.fields[0].completion
+        assert branches.inner is not None
+        branch = branches.inner.selection
+        assert branch is not None
+        assert branch.paths is paths
+        assert root.fields[0].path  # a root field with a resolver reads its own path
