@@ -25,6 +25,7 @@ a large page spends most of its time on.
 
 from asyncio import Future, gather
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
@@ -34,11 +35,11 @@ from strawberry.types.nodes import Selection
 from domains.common.exceptions import BadUserInputError
 from domains.common.keyset import Ordering, Page, PageRequest, page_request
 from schema.loaders import AwaitableOrValue, PageKey, then
-from schema.lookahead import connection_nodes, named
+from schema.lookahead import connection_nodes, named, selections
 from schema.relay.connection import Connection, NodeType
 
 if TYPE_CHECKING:
-    from schema.context import Loaders
+    from schema.context import Info, Loaders
 
 Parent = TypeVar("Parent")
 Parent_contra = TypeVar("Parent_contra", contravariant=True)
@@ -46,6 +47,9 @@ Child = TypeVar("Child")
 Out = TypeVar("Out")
 # The metadata key under which a relation field's `RelationField` is found by the compiled path.
 RELATION_FIELD = "storefront_relation_field"
+# True while the compiled path runs an operation (schema/compiled/run.py): it loads each relation for
+# all the parents of a level in one batch by itself, so a page needs no look-ahead (`warm_page`).
+LEVEL_BATCHES: ContextVar[bool] = ContextVar("storefront_level_batches", default=False)
 
 
 class RelationField(Protocol):
@@ -79,6 +83,9 @@ class Warmable(Protocol[Parent_contra]):
     async def warm(self, loaders: "Loaders", parents: Sequence[Parent_contra], selected: Sequence[Selection]) -> None:
         """Load, for all these parents in one batch, what the selection asks of this relation."""
 
+    def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent_contra]) -> None:
+        """Hand the rows the parents' statement joined for this relation on to its loader (if it joins any)."""
+
 
 async def warm(
     loaders: "Loaders", parents: Sequence[Parent], selected: Sequence[Selection], relations: Sequence[Warmable[Parent]]
@@ -87,6 +94,20 @@ async def warm(
     if parents and selected:
         for relation in relations:
             await relation.warm(loaders, parents, selected)
+
+
+async def warm_page(info: "Info", rows: Sequence[Parent], relations: Sequence[Warmable[Parent]]) -> None:
+    """Ready what the query selects below a page of rows (a root connection's resolver calls it).
+
+    Under graphql-core, the look-ahead warms every selected relation for the whole page, one batch
+    per relation and level. The compiled path batches each level by itself: the page's joined rows
+    are only handed on to their loaders, and nothing is looked ahead.
+    """
+    if LEVEL_BATCHES.get():
+        for relation in relations:
+            relation.hand_on_joined(info.context.loaders, rows)
+        return
+    await warm(info.context.loaders, rows, connection_nodes(selections(info)), relations)
 
 
 def fixed_order(ordering: Ordering) -> Callable[..., tuple[Ordering, PageRequest]]:
@@ -166,6 +187,10 @@ class ToOne(Generic[Parent, Child]):
         """The resolver of a field through this relation: the key read from the GraphQL object, the row converted."""
         return OneField(self, key, convert)
 
+    def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent]) -> None:
+        if self.joined is not None:
+            self.hand_on(self.loader(loaders), parents)
+
     def hand_on(self, loader: DataLoader[int, Child | None], parents: Sequence[Parent]) -> None:
         """Prime the relation's loader with the rows the parents' statement joined."""
         if self.joined is None:
@@ -202,6 +227,9 @@ class ToMany(Generic[Parent, Child]):
     def resolver(self, key: Callable[[Any], int], convert: Callable[[Child], Out]) -> "ManyField[Child, Out]":
         """The resolver of a field through this relation: the key read from the GraphQL object, each row converted."""
         return ManyField(self, key, convert)
+
+    def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent]) -> None:
+        """Nothing: no statement joins a list of children."""
 
     async def warm(self, loaders: "Loaders", parents: Sequence[Parent], selected: Sequence[Selection]) -> None:
         fields = named(selected, self.field)
@@ -258,6 +286,9 @@ class PageOf(Generic[Parent, Child]):
         the ordering and page to load; `key` reads the parent's key from the GraphQL object.
         """
         return PageOfField(self, key, page, convert)
+
+    def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent]) -> None:
+        """Nothing: no statement joins a list of children."""
 
     async def warm(self, loaders: "Loaders", parents: Sequence[Parent], selected: Sequence[Selection]) -> None:
         keys = [self.key_of(parent) for parent in parents]

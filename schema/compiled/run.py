@@ -38,6 +38,7 @@ from schema.compiled.plan import (
     FieldPlan,
     Selection,
 )
+from schema.relations import LEVEL_BATCHES
 
 ResolveInfo = GraphQLResolveInfo[Any]
 # Argument values a resolver cannot change in place (UNSET: Strawberry's mark of an argument left out).
@@ -82,8 +83,12 @@ class Run:
     async def execute(self, root: Selection) -> dict[str, Any]:
         data: dict[str, Any] = {}
         tasks: list[Task] = [(root, self.executor.root_value, data, None)]
-        while tasks:
-            tasks = await self._level(tasks)
+        batching = LEVEL_BATCHES.set(True)  # a page's resolver looks nothing ahead (relations.warm_page)
+        try:
+            while tasks:
+                tasks = await self._level(tasks)
+        finally:
+            LEVEL_BATCHES.reset(batching)
         return data
 
     async def _level(self, tasks: list[Task]) -> list[Task]:

@@ -10,12 +10,11 @@ from domains.common.principal import Role
 from domains.orders import repository as orders_repository
 from schema.cache_control import PRIVATE
 from schema.context import Info
-from schema.lookahead import connection_nodes, selections
 from schema.orders.inputs import OrderFilter
 from schema.orders.loaders import ORDER_RELATIONS
 from schema.orders.types import Order
 from schema.permissions import requires
-from schema.relations import warm
+from schema.relations import warm_page
 from schema.relay.connection import After, Before, Connection, First, Last
 
 
@@ -49,7 +48,7 @@ class OrdersQuery:
         db, principal = info.context.db, info.context.principal
         async with db.read() as session:
             rows = await orders_repository.list_orders(session, principal, where, page)
-        await warm(info.context.loaders, rows.rows, connection_nodes(selections(info)), ORDER_RELATIONS)
+        await warm_page(info, rows.rows, ORDER_RELATIONS)
 
         async def count() -> int:
             async with db.read() as session:

@@ -19,7 +19,6 @@ from schema.cache_control import (
 )
 from schema.context import Info
 from schema.loaders import AwaitableOrValue
-from schema.lookahead import connection_nodes, selections
 from schema.products.inputs import DEFAULT_PRODUCT_ORDER, ProductFilter, ProductOrder, ReviewOrder, review_page
 from schema.products.loaders import (
     CATEGORY_CHILDREN,
@@ -30,7 +29,7 @@ from schema.products.loaders import (
     REVIEW_AUTHOR,
     REVIEW_PRODUCT,
 )
-from schema.relations import warm
+from schema.relations import warm_page
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 from schema.scalars import Money
@@ -204,7 +203,7 @@ class Product(Node):
         db, principal = info.context.db, info.context.principal
         async with db.read() as session:
             rows = await products_repository.list_products(session, principal, where, ordering, page)
-        await warm(info.context.loaders, rows.rows, connection_nodes(selections(info)), PRODUCT_RELATIONS)
+        await warm_page(info, rows.rows, PRODUCT_RELATIONS)
 
         async def count() -> int:
             async with db.read() as session:

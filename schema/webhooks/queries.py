@@ -8,9 +8,8 @@ from domains.webhooks import repository as webhooks_repository
 from domains.webhooks import service as webhooks_service
 from schema.cache_control import PRIVATE
 from schema.context import Info
-from schema.lookahead import connection_nodes, selections
 from schema.permissions import requires
-from schema.relations import warm
+from schema.relations import warm_page
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.webhooks.loaders import WEBHOOK_RELATIONS
 from schema.webhooks.types import Webhook
@@ -30,7 +29,7 @@ class WebhooksQuery:
         db, principal = info.context.db, info.context.principal
         async with db.read() as session:
             rows = await webhooks_service.list_webhooks(session, principal, page=page)
-        await warm(info.context.loaders, rows.rows, connection_nodes(selections(info)), WEBHOOK_RELATIONS)
+        await warm_page(info, rows.rows, WEBHOOK_RELATIONS)
 
         async def count() -> int:
             async with db.read() as session:

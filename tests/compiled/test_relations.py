@@ -15,11 +15,12 @@ from aiodataloader import DataLoader
 from graphql import ExecutionResult, execute, parse
 from graphql.execution.executor import Executor
 from strawberry.execution import optimized_is_awaitable
+from strawberry.types.nodes import SelectedField
 
 from schema.compiled.extension import _bindings
 from schema.compiled.plan import RELATION, PlanCache
 from schema.compiled.run import Bail, Run
-from schema.relations import ToMany, ToOne
+from schema.relations import LEVEL_BATCHES, ToMany, ToOne, warm_page
 
 
 @dataclass(frozen=True)
@@ -181,3 +182,45 @@ async def test_a_failing_load_gives_the_operation_back_to_graphql_core() -> None
     result = await _graphql_core(Loaders(fail=True))
     assert result.errors is not None
     assert next(error.path for error in result.errors) == ["books", 0, "author"]
+
+
+JOINED_AUTHOR: ToOne[BookRow, AuthorRow] = ToOne(
+    field="author",
+    loader=lambda loaders: cast(Any, loaders).authors,
+    key_of=lambda row: row.author_id,
+    joined=lambda row: None if row.author_id is None else AUTHORS[row.author_id],
+)
+
+
+def _page_info(loaders: Loaders) -> Any:
+    """A root connection field's info, as `warm_page` reads it: `{ books { edges { node { author { name } } } } }`."""
+    author = SelectedField(name="author", directives={}, arguments={}, selections=[])
+    node = SelectedField(name="node", directives={}, arguments={}, selections=[author])
+    edges = SelectedField(name="edges", directives={}, arguments={}, selections=[node])
+    books = SelectedField(name="books", directives={}, arguments={}, selections=[edges])
+    return SimpleNamespace(context=_context(loaders), selected_fields=[books])
+
+
+async def test_a_page_looks_ahead_under_graphql_core_only() -> None:
+    # graphql-core: the look-ahead loads the selected relation for the whole page, in one batch
+    loaders = Loaders()
+    await warm_page(_page_info(loaders), BOOKS, [AUTHOR])
+    assert loaders.batches == [("authors", [1, 2])]
+
+    # compiled: nothing is loaded ahead (each level batches by itself), joined rows are handed on
+    loaders = Loaders()
+    batching = LEVEL_BATCHES.set(True)
+    try:
+        await warm_page(_page_info(loaders), BOOKS, [AUTHOR, JOINED_AUTHOR])
+    finally:
+        LEVEL_BATCHES.reset(batching)
+    assert loaders.batches == []
+    held = loaders.authors.load(1)
+    assert held.done()
+    assert held.result() == AUTHORS[1]
+
+
+async def test_the_compiled_run_batches_levels_only_while_it_runs() -> None:
+    assert not LEVEL_BATCHES.get()
+    await _compiled(Loaders())
+    assert not LEVEL_BATCHES.get()
