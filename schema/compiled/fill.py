@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from schema.compiled.run import Pending, Run, Task
 
 Fill = Callable[["Run", Any, dict[str, Any], Path | None, "list[Task]", list[Any], "list[Pending]"], None]
-Complete = Callable[["Run", list[tuple[Any, dict[str, Any], Path]], list[Any], "list[Task]"], None]
+Complete = Callable[["Run", list[tuple[Any, dict[str, Any], Path | None]], list[Any], "list[Task]"], None]
 
 
 def fill_of(selection: Selection, leaf: Callable[..., Any], bail: type[Exception], relation: type[Any]) -> Fill:

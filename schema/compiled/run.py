@@ -55,11 +55,14 @@ Task = tuple[Selection, Any, dict[str, Any], Path | None]
 
 @dataclass(slots=True, eq=False)
 class Relation:
-    """A relation field of one level: every parent it is selected on, the dict it goes to, its path."""
+    """A relation field of one level: every parent it is selected on, the dict it goes to, its path.
+
+    The path is None where nothing reads it (`FieldPlan.path`); a relation with arguments has one.
+    """
 
     plan: FieldPlan
     parent: GraphQLObjectType
-    parents: list[tuple[Any, dict[str, Any], Path]]
+    parents: list[tuple[Any, dict[str, Any], Path | None]]
 
 
 # One awaited value: the dict and key it goes to, the field, its parent type, the field's path and info;
@@ -159,6 +162,8 @@ class Run:
         converted = plan.converted if plan.literal else self._converted.get(id(plan))
         if converted is None:
             path = relation.parents[0][2]
+            if path is None:
+                raise Bail  # pragma: no cover - the compiler gives a relation with arguments its path
             raw_info = self.executor.build_resolve_info(plan.definition, plan.nodes, relation.parent, path)
             info = self.bindings.info_class(_raw_info=raw_info, _field=direct.field)
             converted = self._convert(plan, info)
