@@ -23,11 +23,11 @@ a large page spends most of its time on.
         return _CATEGORY.resolve(info.context.loaders, self)
 """
 
-from asyncio import Future, gather
+from asyncio import Future
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from aiodataloader import DataLoader
 from strawberry.types.nodes import Selection
@@ -63,20 +63,6 @@ class RelationField(Protocol):
         self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
     ) -> list[Any] | Awaitable[list[Any]]:
         """The field's value for each parent (given its converted arguments): now when loaded, else awaitable."""
-
-
-def _when_loaded(
-    futures: "Sequence[Future[Child] | None]", finish: Callable[[list[Child | None]], list[Out]]
-) -> list[Out] | Awaitable[list[Out]]:
-    """`finish` of the futures' values (None for no future): now when all are loaded, else an awaitable of it."""
-    if all(future is None or (future.done() and not future.cancelled()) for future in futures):
-        return finish([None if future is None else future.result() for future in futures])
-
-    async def later() -> list[Out]:
-        await gather(*(future for future in futures if future is not None))
-        return finish([None if future is None else future.result() for future in futures])
-
-    return later()
 
 
 class Warmable(Protocol[Parent_contra]):
@@ -322,12 +308,13 @@ class OneField(Generic[Child, Out]):
     def resolve_all(
         self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
     ) -> list[Any] | Awaitable[list[Any]]:
-        loader, key, convert = self.relation.loader(loaders), self.key, self.convert
-        futures = [None if (value := key(parent)) is None else loader.load(value) for parent in parents]
-        keyed = [value is not None for value in futures]
-        return _when_loaded(
-            futures, lambda rows: [convert(row) if held else None for row, held in zip(rows, keyed, strict=True)]
-        )
+        keys, convert = [self.key(parent) for parent in parents], self.convert
+
+        def converted(rows: list[Child | None]) -> list[Out | None]:
+            found = iter(rows)
+            return [None if key is None else convert(next(found)) for key in keys]
+
+        return then(self.relation.loader(loaders).load_many([key for key in keys if key is not None]), converted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,10 +335,10 @@ class ManyField(Generic[Child, Out]):
     def resolve_all(
         self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
     ) -> list[Any] | Awaitable[list[Any]]:
-        loader, convert = self.relation.loader(loaders), self.convert
-        return _when_loaded(
-            [loader.load(self.key(parent)) for parent in parents],
-            lambda lists: [[convert(row) for row in cast(list[Child], rows)] for rows in lists],
+        convert = self.convert
+        return then(
+            self.relation.loader(loaders).load_many([self.key(parent) for parent in parents]),
+            lambda lists: [[convert(row) for row in rows] for rows in lists],
         )
 
 
@@ -378,10 +365,9 @@ class PageOfField(Generic[Child, NodeType]):
         ordering, page = self.page(**arguments)
         relation, convert, pages = self.relation, self.convert, self.relation.pages(loaders)
         keys = [self.key(parent) for parent in parents]
-        return _when_loaded(
-            [pages.load((key, ordering, page)) for key in keys],
+        return then(
+            pages.load_many([(key, ordering, page) for key in keys]),
             lambda loaded: [
-                relation.connection(loaders, key, cast(Page[Child], rows), convert)
-                for key, rows in zip(keys, loaded, strict=True)
+                relation.connection(loaders, key, rows, convert) for key, rows in zip(keys, loaded, strict=True)
             ],
         )

@@ -45,18 +45,23 @@ def fill_of(selection: Selection, leaf: Callable[..., Any], bail: type[Exception
     return fill
 
 
-def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Exception], relation: type[Any]) -> Fill:
-    namespace: dict[str, Any] = {
+def _namespace(parent: Any, leaf: Callable[..., Any], bail: type[Exception]) -> dict[str, Any]:
+    """What every generated function of a selection on `parent` reads besides its own plans."""
+    return {
         "Path": Path,
         "Undefined": Undefined,
         "Bail": bail,
         "_leaf": leaf,
-        "parent": selection.type,
-        "parent_name": selection.type.name,
+        "parent": parent,
+        "parent_name": parent.name,
         "MIN_INT": GRAPHQL_MIN_INT,
         "MAX_INT": GRAPHQL_MAX_INT,
-        "Relation": relation,
     }
+
+
+def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Exception], relation: type[Any]) -> Fill:
+    namespace = _namespace(selection.type, leaf, bail)
+    namespace["Relation"] = relation
     lines = ["def fill(run, source, out, path, following, waiting, pending):"]
     if any(plan.kind == RELATION for plan in selection.fields):
         lines.append("    relations = run.relations")
@@ -76,17 +81,8 @@ def completer_of(plan: FieldPlan, parent: Any, leaf: Callable[..., Any], bail: t
     """The relation field's completer (its values for all parents into their dicts), generated on first use."""
     complete = plan.complete
     if complete is None:
-        namespace: dict[str, Any] = {
-            "Path": Path,
-            "Undefined": Undefined,
-            "Bail": bail,
-            "_leaf": leaf,
-            "parent": parent,
-            "parent_name": parent.name,
-            "k0": plan.key,
-            "p0": plan,
-            "c0": plan.completion,
-        }
+        namespace = _namespace(parent, leaf, bail)
+        namespace.update(k0=plan.key, p0=plan, c0=plan.completion)
         lines = [
             "def complete(run, parents, values, following):",
             "    for (source, out, field_path), value in zip(parents, values, strict=True):",
