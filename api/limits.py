@@ -5,6 +5,8 @@ event loop), and its default limits skip routes added with `include_router`, as 
 GraphQLRouter is (laurentS/slowapi#281). The README says more.
 """
 
+import time
+
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,10 +17,44 @@ from domains.common.exceptions import RateLimitedError
 from schema.rate_limits import LimitStoreUnavailableError, RateLimits, rate_limit_headers
 
 
+class ProcessStorage(MemoryStorage):
+    """limits' in-process storage, whose fixed-window counters cost no task per increment.
+
+    `MemoryStorage.incr` starts a task to expire old keys whenever the last one has finished (nearly
+    always) and that task walks every key it holds: two tasks per `/graphql` request (its rate and
+    its cost budget), each walking every client's counters. Here an increment is a dict update, and
+    counters past their expiry are dropped at most once per SWEEP_SECONDS, by the increment that
+    finds the sweep due. The sign-in limit's moving windows keep MemoryStorage's own expiry.
+    """
+
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_sweep = 0.0
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if self.expirations.get(key, 0.0) <= now:  # a new window, or one past its expiry
+            self.storage.pop(key, None)
+            self.expirations[key] = now + expiry
+        count = self.storage[key] = self.storage[key] + amount
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return count
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self.SWEEP_SECONDS
+        for key in [key for key, at in self.expirations.items() if at <= now]:
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+            self.locks.pop(key, None)
+
+
 def create_limit_storage(settings: Settings, redis: Redis | None) -> Storage:
     """Return the counters' storage: the app's Redis when configured, else this process's memory."""
     if redis is None:
-        return MemoryStorage()
+        return ProcessStorage()
     return RedisStorage(
         "async+redis://",
         implementation="redispy",

@@ -32,7 +32,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        zone = value.tzinfo
+        if zone is UTC:
+            return value  # asyncpg's timestamptz: already UTC, and immutable (no copy per row)
+        if zone is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 

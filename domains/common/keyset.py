@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, Literal, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Subquery, bindparam, func, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, Subquery, bindparam, func, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from domains.common.exceptions import BadUserInputError
@@ -201,11 +201,15 @@ def _order_by(ordering: Ordering, id_column: InstrumentedAttribute[int], page: P
 def keyset_select(
     stmt: Select[Any], ordering: Ordering, id_column: InstrumentedAttribute[int], page: PageRequest
 ) -> Select[Any]:
-    """Bound, order and limit a select to one page (plus one row to tell if more follow)."""
+    """Bound, order and limit a select to one page (plus one row to tell if more follow).
+
+    The limit is the named bind `page_limit`, as the bounds are: a statement built once per page
+    shape takes another page's values through `page_parameters`.
+    """
     return (
         stmt.where(*_bounds(ordering, id_column, page))
         .order_by(*_order_by(ordering, id_column, page))
-        .limit(page.size + 1)
+        .limit(bindparam("page_limit", page.size + 1, type_=Integer))
     )
 
 

@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from graphql import GraphQLError
@@ -110,6 +110,13 @@ class ErrorFormatter(MaskErrors):
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR_MESSAGE)
+
+    def _process_result(self, result: object) -> None:
+        # MaskErrors' own asks a runtime-checkable Protocol (`isinstance(result, _ResultWithErrors)`),
+        # whose "no" walks the result's class with `inspect.getattr_static`: 10 µs of every operation.
+        errors = getattr(result, "errors", None)
+        if errors:
+            cast(Any, result).errors = self._process_errors(errors)
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         request_id = request_id_of(self.execution_context)

@@ -217,6 +217,8 @@ async def test_metrics_count_http_requests_graphql_operations_errors_and_refusal
     assert delta("rate_limit_refusals_total", limit="token_create") == 1
     assert delta("http_requests_total", handler="/graphql", method="POST", status="200") == 7
     assert delta("http_requests_total", handler="/graphql", method="POST", status="429") == 1
+    assert delta("http_request_duration_seconds_count", handler="/graphql", method="POST") == 8
+    assert delta("http_request_duration_seconds_bucket", handler="/graphql", method="POST", le="10.0") == 8
     assert "dataloader_batch_size_bucket" in after
     assert "event_loop_lag_seconds" in after
     assert "db_pool_checked_out" in after

@@ -236,3 +236,33 @@ async def test_review_pages_of_one_shape_take_each_page_own_cursor(
 
     # then
     assert ratings == [1, 2, 3, 4, 5]
+
+
+async def test_product_pages_of_one_shape_take_each_request_own_size_bounds_and_filter_values(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given: five products; every request below has the same filters, ordering and page shape
+    for price in ["10.00", "20.00", "30.00", "40.00", "50.00"]:
+        await create_product(db_session, price=price)
+    await db_session.commit()
+    query = """query ($n: Int, $after: String, $max: Decimal) {
+        products(first: $n, after: $after, filter: {maxPrice: $max}, orderBy: {field: PRICE}) {
+          pageInfo { hasNextPage endCursor } nodes { price { amount } } } }"""
+
+    async def amounts(n: int, maximum: str, after: str | None = None) -> tuple[list[str], dict[str, Any]]:
+        products = (await gql(client, query, {"n": n, "max": maximum, "after": after}))["products"]
+        return [node["price"]["amount"] for node in products["nodes"]], products["pageInfo"]
+
+    # when
+    two, two_info = await amounts(2, "50.00")
+    three, three_info = await amounts(3, "50.00")
+    cheaper, cheaper_info = await amounts(3, "20.00")
+    next_two, next_info = await amounts(2, "40.00", two_info["endCursor"])
+    last, last_info = await amounts(2, "40.00", next_info["endCursor"])
+
+    # then
+    assert (two, two_info["hasNextPage"]) == (["10.00", "20.00"], True)
+    assert (three, three_info["hasNextPage"]) == (["10.00", "20.00", "30.00"], True)
+    assert (cheaper, cheaper_info["hasNextPage"]) == (["10.00", "20.00"], False)
+    assert (next_two, next_info["hasNextPage"]) == (["30.00", "40.00"], False)
+    assert (last, last_info["hasNextPage"]) == ([], False)
