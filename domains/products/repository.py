@@ -1,6 +1,6 @@
 """SQL for categories, products and reviews. Visibility rules live in these statements."""
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -169,8 +169,10 @@ async def get_product_by_slug(session: AsyncSession, principal: Principal, slug:
 # A page of products by caller (staff or not), the filters given, the ordering, the page's shape and the
 # dialect: built once, like _PRODUCTS_BY_IDS (building a page's statement was about a tenth of a
 # TopProducts request's CPU). A search builds its statement per request: its LIKE pattern is the
-# searched text escaped by SQLAlchemy, a literal.
-_PRODUCT_PAGES: dict[tuple[Any, ...], Prepared] = {}
+# searched text escaped by SQLAlchemy, a literal. The combinations run to about two thousand, so the
+# statements are kept in a bounded LRU (each holds its compiled SQL once used).
+PRODUCT_PAGE_STATEMENTS = 128
+_PRODUCT_PAGES: OrderedDict[tuple[Any, ...], Prepared] = OrderedDict()
 
 
 def _filter_binds(where: ProductFilter) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
@@ -191,6 +193,25 @@ def _filter_binds(where: ProductFilter) -> tuple[list[ColumnElement[bool]], dict
     return conditions, values
 
 
+def _product_page(
+    key: tuple[Any, ...],
+    principal: Principal,
+    conditions: list[ColumnElement[bool]],
+    ordering: Ordering,
+    page: PageRequest,
+) -> Prepared:
+    """The prepared statement of a products page of this key: kept, or built from this request's (kept)."""
+    prepared = _PRODUCT_PAGES.get(key)
+    if prepared is not None:
+        _PRODUCT_PAGES.move_to_end(key)
+        return prepared
+    visible = _products_with_categories(principal).where(*_visible_products(principal), *conditions)
+    prepared = _PRODUCT_PAGES[key] = Prepared(keyset_select(visible, ordering, Product.id, page))
+    if len(_PRODUCT_PAGES) > PRODUCT_PAGE_STATEMENTS:
+        _PRODUCT_PAGES.popitem(last=False)
+    return prepared
+
+
 async def list_products(
     session: AsyncSession, principal: Principal, where: ProductFilter, ordering: Ordering, page: PageRequest
 ) -> Page[ProductView]:
@@ -204,17 +225,7 @@ async def list_products(
         filters = (where.category_id is not None, where.min_price is not None, where.max_price is not None)
         key = (principal.is_staff, filters, where.in_stock, ordering, page_shape(page), dialect_name(session))
         conditions, parameters = _filter_binds(where)
-        statement = _PRODUCT_PAGES.get(key) or _PRODUCT_PAGES.setdefault(
-            key,
-            Prepared(
-                keyset_select(
-                    _products_with_categories(principal).where(*_visible_products(principal), *conditions),
-                    ordering,
-                    Product.id,
-                    page,
-                )
-            ),
-        )
+        statement = _product_page(key, principal, conditions, ordering, page)
         parameters |= page_parameters(page)
     rows = [_product_view(row) for row in await select_rows(session, statement, parameters)]
     return to_page(rows, ordering, page, attribute_key(ordering))

@@ -1,4 +1,5 @@
 import base64
+from collections import OrderedDict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -8,6 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.ids import encode_global_id
+from domains.products import repository
 from tests.factories import create_product, create_review, create_user
 from tests.graphql import error_codes, gql, post
 
@@ -266,3 +268,21 @@ async def test_product_pages_of_one_shape_take_each_request_own_size_bounds_and_
     assert (cheaper, cheaper_info["hasNextPage"]) == (["10.00", "20.00"], False)
     assert (next_two, next_info["hasNextPage"]) == (["30.00", "40.00"], False)
     assert (last, last_info["hasNextPage"]) == ([], False)
+
+
+async def test_product_page_statements_are_kept_in_a_bounded_lru(
+    client: AsyncClient, db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: room for two statements
+    await create_product(db_session, name="Lamp")
+    await db_session.commit()
+    monkeypatch.setattr(repository, "PRODUCT_PAGE_STATEMENTS", 2)
+    monkeypatch.setattr(repository, "_PRODUCT_PAGES", OrderedDict())
+    query = "query ($o: ProductOrder) { products(orderBy: $o) { nodes { name } } }"
+
+    # when: three orderings, the first used again before the third
+    answers = [await gql(client, query, {"o": {"field": field}}) for field in ["NAME", "PRICE", "NAME", "RATING"]]
+
+    # then: every answer is right, and the least recently used statement (PRICE) was dropped
+    assert all(answer["products"]["nodes"] == [{"name": "Lamp"}] for answer in answers)
+    assert [key[3].key.tag for key in repository._PRODUCT_PAGES] == ["NAME", "RATING"]
