@@ -114,6 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_issuer = build_token_issuer(settings)
+    # Every HTTP method goes to GraphQLHTTPEndpoint (an ASGI app as endpoint takes them all, though
+    # add_route's type names request handlers only): GET and POST to the router, the rest to a 405.
+    # First of the routes: Starlette's router and the metrics middleware's route lookup try them in
+    # order, and nearly every request is for /graphql.
+    app.add_route("/graphql", cast("RequestHandler", GraphQLHTTPEndpoint(router)), include_in_schema=False)
     app.include_router(health.router)
     if settings.graphiql_enabled:
         if not graphiql.assets_present():
@@ -122,10 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 fix="run `make install` (python -m api.graphiql downloads them from the npm registry)",
             )
         graphiql.mount(app)
-    # Every HTTP method goes to GraphQLHTTPEndpoint (an ASGI app as endpoint takes them all, though
-    # add_route's type names request handlers only): GET and POST to the router, the rest to a 405.
     # The router keeps its WebSocket route only.
-    app.add_route("/graphql", cast("RequestHandler", GraphQLHTTPEndpoint(router)), include_in_schema=False)
     router.routes[:] = [route for route in router.routes if not isinstance(route, APIRoute)]
     app.include_router(router, prefix="/graphql")
     app.add_exception_handler(HTTPException, _refuse)

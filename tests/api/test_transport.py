@@ -1,6 +1,8 @@
 import re
 
+from fastapi import FastAPI
 from httpx import AsyncClient
+from starlette.routing import Route
 
 from api.graphiql import MOUNT_PATH
 
@@ -39,3 +41,12 @@ async def test_introspection_is_on_in_development(client: AsyncClient) -> None:
 
     # then
     assert response.json()["data"] == {"__schema": {"queryType": {"name": "Query"}}}
+
+
+async def test_graphql_is_the_first_route_and_the_others_still_answer(app: FastAPI, client: AsyncClient) -> None:
+    # Starlette's router tries the routes in order: nearly every request is for /graphql.
+    assert isinstance(app.routes[0], Route)
+    assert app.routes[0].path == "/graphql"
+    assert (await client.get("/health")).status_code == 200
+    assert "http_requests_total" in (await client.get("/metrics")).text
+    assert (await client.post("/graphql", json={"query": "{ __typename }"})).json()["data"] == {"__typename": "Query"}
