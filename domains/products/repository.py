@@ -1,7 +1,7 @@
 """SQL for categories, products and reviews. Visibility rules live in these statements."""
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -95,18 +95,32 @@ def _visible_products(principal: Principal) -> list[ColumnElement[bool]]:
     return [] if principal.is_staff else [Product.is_published.is_(True)]
 
 
+# The filter's comparisons, each on a named bind: a statement built once serves every value.
+_FILTER_COMPARISONS: dict[str, Callable[[Any], ColumnElement[bool]]] = {
+    "category_id": lambda bind: Product.category_id == bind,
+    "min_price": lambda bind: Product.price >= bind,
+    "max_price": lambda bind: Product.price <= bind,
+}
+
+
+def _filter_values(where: ProductFilter) -> dict[str, Any]:
+    """The bind values of the filter's comparisons that are given."""
+    values = {"category_id": where.category_id, "min_price": where.min_price, "max_price": where.max_price}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _filter_conditions(values: dict[str, Any], in_stock: bool | None) -> list[ColumnElement[bool]]:
+    """The filter's conditions but the search: its comparisons on named binds (holding these values)."""
+    conditions = [_FILTER_COMPARISONS[name](bindparam(name, value)) for name, value in values.items()]
+    if in_stock is not None:
+        conditions.append(Product.stock > 0 if in_stock else Product.stock == 0)
+    return conditions
+
+
 def _product_conditions(principal: Principal, where: ProductFilter) -> list[ColumnElement[bool]]:
-    conditions = _visible_products(principal)
-    if where.category_id is not None:
-        conditions.append(Product.category_id == where.category_id)
+    conditions = _visible_products(principal) + _filter_conditions(_filter_values(where), where.in_stock)
     if where.search:
         conditions.append(func.lower(Product.name).contains(where.search.lower(), autoescape=True))
-    if where.min_price is not None:
-        conditions.append(Product.price >= where.min_price)
-    if where.max_price is not None:
-        conditions.append(Product.price <= where.max_price)
-    if where.in_stock is not None:
-        conditions.append(Product.stock > 0 if where.in_stock else Product.stock == 0)
     return conditions
 
 
@@ -175,28 +189,11 @@ PRODUCT_PAGE_STATEMENTS = 128
 _PRODUCT_PAGES: OrderedDict[tuple[Any, ...], Prepared] = OrderedDict()
 
 
-def _filter_binds(where: ProductFilter) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
-    """The filter's conditions but the search, on named binds, and their values."""
-    conditions: list[ColumnElement[bool]] = []
-    values: dict[str, Any] = {}
-    if where.category_id is not None:
-        conditions.append(Product.category_id == bindparam("category_id", type_=Product.category_id.type))
-        values["category_id"] = where.category_id
-    if where.min_price is not None:
-        conditions.append(Product.price >= bindparam("min_price", type_=Product.price.type))
-        values["min_price"] = where.min_price
-    if where.max_price is not None:
-        conditions.append(Product.price <= bindparam("max_price", type_=Product.price.type))
-        values["max_price"] = where.max_price
-    if where.in_stock is not None:
-        conditions.append(Product.stock > 0 if where.in_stock else Product.stock == 0)
-    return conditions, values
-
-
 def _product_page(
     key: tuple[Any, ...],
     principal: Principal,
-    conditions: list[ColumnElement[bool]],
+    values: dict[str, Any],
+    in_stock: bool | None,
     ordering: Ordering,
     page: PageRequest,
 ) -> Prepared:
@@ -205,6 +202,7 @@ def _product_page(
     if prepared is not None:
         _PRODUCT_PAGES.move_to_end(key)
         return prepared
+    conditions = _filter_conditions(values, in_stock)
     visible = _products_with_categories(principal).where(*_visible_products(principal), *conditions)
     prepared = _PRODUCT_PAGES[key] = Prepared(keyset_select(visible, ordering, Product.id, page))
     if len(_PRODUCT_PAGES) > PRODUCT_PAGE_STATEMENTS:
@@ -222,10 +220,9 @@ async def list_products(
         visible = _products_with_categories(principal).where(*_product_conditions(principal, where))
         statement, parameters = keyset_select(visible, ordering, Product.id, page), {}
     else:
-        filters = (where.category_id is not None, where.min_price is not None, where.max_price is not None)
-        key = (principal.is_staff, filters, where.in_stock, ordering, page_shape(page), dialect_name(session))
-        conditions, parameters = _filter_binds(where)
-        statement = _product_page(key, principal, conditions, ordering, page)
+        parameters = _filter_values(where)
+        key = (principal.is_staff, tuple(parameters), where.in_stock, ordering, page_shape(page), dialect_name(session))
+        statement = _product_page(key, principal, parameters, where.in_stock, ordering, page)
         parameters |= page_parameters(page)
     rows = [_product_view(row) for row in await select_rows(session, statement, parameters)]
     return to_page(rows, ordering, page, attribute_key(ordering))
