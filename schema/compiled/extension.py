@@ -37,6 +37,15 @@ def _bindings(schema: Any) -> Bindings:
     )
 
 
+def release_executor(executor: Executor[Any]) -> None:
+    """Break the executor's reference cycle (its `async_helpers` are its own bound methods) once it is done.
+
+    Otherwise the executor, and through its context everything the request loaded, waits for the
+    cyclic collector instead of being freed when the request ends (schema.ReleasingExecutor).
+    """
+    executor.__dict__.pop("async_helpers", None)
+
+
 class CompiledExecution(SchemaExtension):
     """Run a query from its plan, in `on_execute`; Strawberry then skips graphql-core's execution.
 
@@ -80,4 +89,6 @@ class CompiledExecution(SchemaExtension):
             data = await Run(executor, bindings).execute(root)
         except (NotCompilable, Bail):
             return None
+        finally:
+            release_executor(executor)
         return ExecutionResult(data=data, errors=None)
