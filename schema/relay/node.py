@@ -1,11 +1,15 @@
 """The `Node` interface: every entity has an opaque global id that `node(id:)` resolves."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self, cast
 
 import strawberry
 
 from domains.common.ids import encode_global_id
+
+# `strawberry.ID` is a NewType, the string itself at run time: the encoder is typed as returning it
+# once, here, instead of a `cast` call per id (a TopProducts response holds 600 ids).
+_encode_id = cast(Callable[[str, int], strawberry.ID], encode_global_id)
 
 
 @strawberry.interface(description="An object with a global id.")
@@ -36,12 +40,8 @@ class Node:
 
     @classmethod
     def global_id(cls, pk: int) -> strawberry.ID:
-        """Return the global id of this type's row `pk`.
-
-        `strawberry.ID` is a NewType, the string itself at run time: cast, not called (a call per
-        id was a third of its cost, and a TopProducts response holds 600 ids).
-        """
-        return cast(strawberry.ID, encode_global_id(cls.NODE_TYPE, pk))
+        """Return the global id of this type's row `pk`."""
+        return _encode_id(cls.NODE_TYPE, pk)
 
     @classmethod
     async def resolve_nodes(cls, info: Any, pks: Sequence[int]) -> Sequence[Self | None]:
