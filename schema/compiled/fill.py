@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from graphql.pyutils import Path, Undefined
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
 from schema.compiled.plan import (
     ATTRIBUTE,
+    DEFINITION_BACKREF,
     DIRECT,
     LIST,
     OBJECT,
@@ -182,13 +184,44 @@ def _field_path(plan: FieldPlan, key: str) -> str:
 
 
 def _placeable(index: int, selection: Selection, value: str, info: str, namespace: dict[str, Any]) -> str:
-    """The condition under which `Run._place` would place this (non-null) value as an object of the selection."""
+    """The condition under which `Run._place` would place this (non-null) value as an object of the selection.
+
+    A value of exactly the Strawberry class the type was made from is placed without a call (a
+    TopProducts page places about a thousand): Strawberry's generated `is_type_of` says yes to it
+    unless it carries a `strawberry.cast` to another type, and graphql-core's checks without one
+    (an error, Undefined, an awaitable) cannot hold for it. A type with its own `is_type_of`, a cast
+    value or any other value takes the full check.
+    """
     is_type_of = selection.type.is_type_of
+    origin = _plain_origin(selection, generic=is_type_of is None)
+    if origin is not None:
+        namespace[f"t{index}o"] = origin
     if is_type_of is None:
         # graphql-core places any value but these (an error, Undefined; an awaitable item of a list)
-        return f"{value} is not Undefined and not isinstance({value}, Exception) and not run.is_awaitable({value})"
+        full = f"{value} is not Undefined and not isinstance({value}, Exception) and not run.is_awaitable({value})"
+        return full if origin is None else f"({value}.__class__ is t{index}o or ({full}))"
     namespace[f"o{index}"] = is_type_of
-    return f"o{index}({value}, {info}) is True"
+    full = f"o{index}({value}, {info}) is True"
+    if origin is None:
+        return full
+    namespace["CAST"] = TYPE_CAST_ATTRIBUTE
+    return f"(({value}.__class__ is t{index}o and getattr({value}, CAST, None) is None) or {full})"
+
+
+def _plain_origin(selection: Selection, *, generic: bool) -> type | None:
+    """The Strawberry class of the selection's type, when a value of exactly it is always placed (`_placeable`).
+
+    `generic`: the type has no `is_type_of`, so any value that is not an error or awaitable is placed,
+    and for a specialised generic (`ReviewEdge`) the values are of the generic class (`Edge`).
+    """
+    definition = selection.type.extensions.get(DEFINITION_BACKREF)
+    concrete_of = getattr(definition, "concrete_of", None)
+    origin = getattr(concrete_of if generic and concrete_of is not None else definition, "origin", None)
+    if not isinstance(origin, type) or getattr(definition, "is_type_of", None) is not None:
+        return None  # not made by Strawberry from a class, or with an `is_type_of` of its own
+    if issubclass(origin, BaseException) or hasattr(origin, "__await__"):
+        return None
+    return origin
 
 
 def _read(index: int, attribute: str, namespace: dict[str, Any]) -> str:
