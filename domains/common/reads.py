@@ -9,7 +9,8 @@ A statement the repository builds once and runs for every request with new value
 On asyncpg, in a read (the connection in autocommit) with nothing listening to SQLAlchemy's
 statements (an `echo`, a test counting them, a tracer), its SQL, compiled once by SQLAlchemy for
 the dialect, goes straight to the driver's connection with its bind values, and comes back as the
-driver's rows through the same result processors SQLAlchemy would apply (a UTCDateTime's). On
+driver's rows through the same result processors SQLAlchemy would apply (none for a timestamp,
+which asyncpg hands over in UTC already; with none, its records are handed on as they are). On
 every run SQLAlchemy's execution builds the statement's cache key, an execution context and a
 result around the driver's call: half of the CPU of a one-row read. A statement whose SQL varies
 with its values (an expanding `IN`) is not sent this way: `one_of` writes a list of keys as one
