@@ -395,7 +395,7 @@ def test_make_serve_migrates_then_serves_with_gunicorn_and_the_image_healthcheck
 
 
 @pytest.mark.parametrize(
-    ("environment", "thresholds"), [(None, (10000, 10, 10)), ("700,10,10", (700, 10, 10))], ids=["default", "set"]
+    ("environment", "thresholds"), [(None, (25000, 10, 10)), ("700,10,10", (700, 10, 10))], ids=["default", "set"]
 )
 def test_workers_collect_garbage_at_the_configured_thresholds(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: str | None, thresholds: tuple[int, int, int]
