@@ -35,39 +35,43 @@ class BatchLoader(DataLoader[K, V]):
     250 authors its reviews joined and then loads them all: 250 futures made and 250 looked up for
     values that were at hand. Primed values wait in a plain dict instead; a key's future is made when
     `load` asks for it, and `load_many` of keys that are all at hand answers with one future.
+
+    A key is its own cache key (aiodataloader's default): none of these loaders maps its keys, so
+    they are looked up as they are, without a call per key.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._primed: dict[Hashable, V] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "get_cache_key" in cls.__dict__:
+            msg = f"{cls.__name__}: a BatchLoader's keys are their own cache keys"
+            raise TypeError(msg)
+
     def prime(self, key: K, value: V) -> Self:
-        cache_key = self.get_cache_key(key)
-        if cache_key in self._cache or cache_key in self._primed:
+        if key in self._cache or key in self._primed:
             return self  # as aiodataloader: a key held already is not changed
         if isinstance(value, Exception):
             super().prime(key, value)  # a rejected future, as aiodataloader caches it
         else:
-            self._primed[cache_key] = value
+            self._primed[key] = value
         return self
 
     def load(self, key: K) -> "Future[V]":
         primed = self._primed
-        if primed:
-            cache_key = self.get_cache_key(key)
-            if cache_key in primed:
-                super().prime(key, primed.pop(cache_key))
+        if primed and key in primed:
+            super().prime(key, primed.pop(key))
         return super().load(key)
 
     def load_many(self, keys: Iterable[K]) -> "Future[list[V]]":
         keys = list(keys)
         primed = self._primed
-        if primed:
-            cache_keys = [self.get_cache_key(key) for key in keys]
-            if all(cache_key in primed for cache_key in cache_keys):
-                values: Future[list[V]] = self.loop.create_future()
-                values.set_result([primed[cache_key] for cache_key in cache_keys])
-                return values
+        if primed and primed.keys() >= set(keys):
+            values: Future[list[V]] = self.loop.create_future()
+            values.set_result([primed[key] for key in keys])
+            return values
         futures = [self.load(key) for key in keys]
         if all(future.done() and not future.cancelled() for future in futures):
             held: Future[list[V]] = self.loop.create_future()
@@ -80,7 +84,7 @@ class BatchLoader(DataLoader[K, V]):
         return gather(*futures)
 
     def clear(self, key: K) -> Self:
-        self._primed.pop(self.get_cache_key(key), None)
+        self._primed.pop(key, None)
         return super().clear(key)
 
     def clear_all(self) -> Self:

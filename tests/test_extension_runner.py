@@ -90,11 +90,11 @@ async def test_hooks_run_in_the_order_and_with_the_outcome_of_strawberrys_runner
 async def test_each_stage_finds_its_hooks_once() -> None:
     ours = WrappedOnceSchema(query=Query, extensions=EXTENSIONS)
     await ours.execute("{ hello }")
-    hooks = runner.stage_hooks([SyncHooks(), AsyncHooks(), PlainHooks()], "on_execute")
+    hooks = runner.stage_hooks((SyncHooks, AsyncHooks, PlainHooks), "on_execute")
     await ours.execute("{ hello }")
-    assert runner.stage_hooks([SyncHooks(), AsyncHooks(), PlainHooks()], "on_execute") is hooks
+    assert runner.stage_hooks((SyncHooks, AsyncHooks, PlainHooks), "on_execute") is hooks
     assert [(index, hook.kind) for index, hook in hooks] == [(0, "generator"), (2, "coroutine")]
-    assert [(index, hook.kind) for index, hook in runner.stage_hooks([AsyncHooks()], "on_parse")] == [
+    assert [(index, hook.kind) for index, hook in runner.stage_hooks((AsyncHooks,), "on_parse")] == [
         (0, "async generator")
     ]
     assert runner.class_hook(SyncHooks, "on_parse") is None  # not implemented: no hook at all

@@ -59,3 +59,12 @@ async def test_a_primed_error_is_raised_by_its_load() -> None:
         await loader.load(3)
     with pytest.raises(LookupError, match="gone"):
         await asyncio.wait_for(loader.load_many([3, 4]), 5)
+
+
+def test_a_loader_mapping_its_keys_is_refused() -> None:
+    # BatchLoader looks keys up as they are: a subclass with its own cache keys would miss its primed values.
+    with pytest.raises(TypeError, match="their own cache keys"):
+
+        class Mapping(BatchLoader[str, int]):
+            def get_cache_key(self, key: str) -> str:
+                return key.lower()

@@ -13,7 +13,7 @@ refused instead of silently returning the wrong page.
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, Literal, TypeVar
@@ -50,18 +50,38 @@ class Cursor:
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """Validated pagination arguments: a page size, a direction, and optional bounds."""
+    """Validated pagination arguments: a page size, a direction, and optional bounds.
+
+    Hashed once: a page request is part of every page loader key, hashed a few times per parent
+    (a TopProducts page: 50 parents).
+    """
 
     size: int
     backward: bool
     after: Cursor | None
     before: Cursor | None
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.size, self.backward, self.after, self.before)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
 class Ordering:
+    """A sort key and its direction; hashed once, as `PageRequest`."""
+
     key: SortKey
     descending: bool
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.key, self.descending)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def tag(self) -> str:

@@ -76,9 +76,8 @@ def class_hook(extension_class: type[SchemaExtension], hook_name: str) -> Hook |
     return hook
 
 
-def stage_hooks(extensions: Sequence[SchemaExtension], hook_name: str) -> tuple[tuple[int, Hook], ...]:
-    """The stage's hooks of these extensions, by position: found once per tuple of extension classes."""
-    classes = tuple(type(extension) for extension in extensions)
+def stage_hooks(classes: tuple[type[SchemaExtension], ...], hook_name: str) -> tuple[tuple[int, Hook], ...]:
+    """The stage's hooks of extensions of these classes, by position: found once per tuple of classes."""
     key = (classes, hook_name)
     hooks = _STAGES.get(key)
     if hooks is None:
@@ -143,9 +142,9 @@ class Stage:
 
     __slots__ = ("entered", "extensions", "hooks")
 
-    def __init__(self, extensions: Sequence[SchemaExtension], hook_name: str) -> None:
+    def __init__(self, extensions: Sequence[SchemaExtension], hooks: tuple[tuple[int, Hook], ...]) -> None:
         self.extensions = extensions
-        self.hooks = stage_hooks(extensions, hook_name)
+        self.hooks = hooks
         # The hooks entered and not yet left: (generator, is async); None for a plain call.
         self.entered: list[tuple[Any, bool]] = []
 
@@ -229,17 +228,24 @@ class Stage:
 class ExtensionsRunner(SchemaExtensionsRunner):
     """Strawberry's runner, with the stages above."""
 
+    def __init__(self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None) -> None:
+        super().__init__(execution_context, extensions)
+        self._classes = tuple(map(type, self.extensions))
+
+    def _stage(self, hook_name: str) -> Stage:
+        return Stage(self.extensions, stage_hooks(self._classes, hook_name))
+
     def operation(self) -> Any:
-        return Stage(self.extensions, "on_operation")
+        return self._stage("on_operation")
 
     def validation(self) -> Any:
-        return Stage(self.extensions, "on_validate")
+        return self._stage("on_validate")
 
     def parsing(self) -> Any:
-        return Stage(self.extensions, "on_parse")
+        return self._stage("on_parse")
 
     def executing(self) -> Any:
-        return Stage(self.extensions, "on_execute")
+        return self._stage("on_execute")
 
     async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
         data: dict[str, Any] = {}
