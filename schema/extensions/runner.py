@@ -32,7 +32,6 @@ from strawberry.types import ExecutionContext
 
 # How a hook is run: a generator or async generator yielding once, a plain call, or a coroutine.
 Kind = Literal["generator", "async generator", "call", "coroutine"]
-HOOK_NAMES = ("on_operation", "on_parse", "on_validate", "on_execute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +144,7 @@ class Stage:
     def __init__(self, extensions: Sequence[SchemaExtension], hooks: tuple[tuple[int, Hook], ...]) -> None:
         self.extensions = extensions
         self.hooks = hooks
-        # The hooks entered and not yet left: (generator, is async); None for a plain call.
+        # The generator hooks entered and not yet left, with whether each is async (a call has nothing to leave).
         self.entered: list[tuple[Any, bool]] = []
 
     async def __aenter__(self) -> None:
