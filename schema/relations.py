@@ -52,6 +52,11 @@ RELATION_FIELD = "storefront_relation_field"
 LEVEL_BATCHES: ContextVar[bool] = ContextVar("storefront_level_batches", default=False)
 
 
+# What a selection below a field may read: each GraphQL field name (aliases aside) it may select,
+# with what may be read below that field (None: anything).
+Reads = Mapping[str, "Reads | None"]
+
+
 class RelationField(Protocol):
     """A relation field's resolver, for one parent or for every parent of a selection level."""
 
@@ -59,10 +64,28 @@ class RelationField(Protocol):
     def metadata(self) -> dict[str, object]:
         """The Strawberry field metadata that names this resolver to the compiled path."""
 
+    @property
+    def narrower(self) -> "Narrower | None":
+        """A leaner resolver of the field for the selections that read little enough below it."""
+
     def resolve_all(
         self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
     ) -> list[Any] | Awaitable[list[Any]]:
         """The field's value for each parent (given its converted arguments): now when loaded, else awaitable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Narrower:
+    """A relation field's resolver that loads less, for a compiled selection reading no more than `reads`.
+
+    The objects it gives hold only what `reads` lets a selection read (an object may lack an
+    attribute a wider selection would read: reading it raises, and the compiled path gives the
+    operation back to graphql-core, which resolves the field in full). The compiled path alone
+    uses it, decided once per plan (schema/compiled/plan.py); its rows are loaded and cached apart.
+    """
+
+    reads: Reads
+    field: RelationField
 
 
 class Warmable(Protocol[Parent_contra]):
@@ -168,10 +191,16 @@ class ToOne(Generic[Parent, Child]):
         return then(self.loader(loaders).load(key), convert)
 
     def resolver(
-        self, key: Callable[[Any], int | None], convert: Callable[[Child | None], Out]
+        self,
+        key: Callable[[Any], int | None],
+        convert: Callable[[Child | None], Out],
+        held: Callable[[Any], Out | None] | None = None,
     ) -> "OneField[Child, Out]":
-        """The resolver of a field through this relation: the key read from the GraphQL object, the row converted."""
-        return OneField(self, key, convert)
+        """The resolver of a field through this relation: the key read from the GraphQL object, the row converted.
+
+        `held` reads the related object a GraphQL object may have been made with (`OneField.held`).
+        """
+        return OneField(self, key, convert, held)
 
     def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent]) -> None:
         if self.joined is not None:
@@ -265,13 +294,14 @@ class PageOf(Generic[Parent, Child]):
         key: Callable[[Any], int],
         page: Callable[..., tuple[Ordering, PageRequest]],
         convert: Callable[[Child], NodeType],
+        narrower: Narrower | None = None,
     ) -> "PageOfField[Child, NodeType]":
         """The resolver of a connection field through this relation.
 
         `page` validates the field's arguments (by their Python names, each with its default) into
         the ordering and page to load; `key` reads the parent's key from the GraphQL object.
         """
-        return PageOfField(self, key, page, convert)
+        return PageOfField(self, key, page, convert, narrower)
 
     def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent]) -> None:
         """Nothing: no statement joins a list of children."""
@@ -297,17 +327,26 @@ class OneField(Generic[Child, Out]):
     relation: ToOne[Any, Child]
     key: Callable[[Any], int | None]
     convert: Callable[[Child | None], Out]
+    # The related object a parent already holds (made with it from a joined row), else None: no load.
+    held: Callable[[Any], Out | None] | None = None
+    narrower: Narrower | None = None
 
     @property
     def metadata(self) -> dict[str, object]:
         return {RELATION_FIELD: self}
 
     def resolve(self, loaders: "Loaders", parent: Any) -> AwaitableOrValue[Out] | None:
+        if self.held is not None and (held := self.held(parent)) is not None:
+            return held
         return self.relation.resolve(loaders, self.key(parent), self.convert)
 
     def resolve_all(
         self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
     ) -> list[Any] | Awaitable[list[Any]]:
+        if self.held is not None:
+            held = [self.held(parent) for parent in parents]
+            if all(value is not None for value in held):
+                return held
         keys, convert = [self.key(parent) for parent in parents], self.convert
 
         def converted(rows: list[Child | None]) -> list[Out | None]:
@@ -324,6 +363,7 @@ class ManyField(Generic[Child, Out]):
     relation: ToMany[Any, Child]
     key: Callable[[Any], int]
     convert: Callable[[Child], Out]
+    narrower: Narrower | None = None
 
     @property
     def metadata(self) -> dict[str, object]:
@@ -350,6 +390,7 @@ class PageOfField(Generic[Child, NodeType]):
     key: Callable[[Any], int]
     page: Callable[..., tuple[Ordering, PageRequest]]
     convert: Callable[[Child], NodeType]
+    narrower: Narrower | None = None
 
     @property
     def metadata(self) -> dict[str, object]:

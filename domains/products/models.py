@@ -126,6 +126,23 @@ class ReviewView:
     author: UserView | None = field(default=None, kw_only=True)  # joined by the statements that page reviews
 
 
+@view
+class ReviewCard:
+    """A review as a list of them shows it when nothing more is read: no title, and only its author's name.
+
+    A page of 250 reviews with their whole authors (e-mail, roles, two timestamps, the title) spends
+    most of its driver's decoding on columns such a list never reads.
+    """
+
+    id: int
+    product_id: int
+    user_id: int
+    rating: int
+    body: str
+    created_at: datetime
+    author_name: str
+
+
 def _columns(table: Any, view: type[Any]) -> list[Any]:
     return [table.c[f.name] for f in fields(view) if f.name in table.c]
 
@@ -133,3 +150,4 @@ def _columns(table: Any, view: type[Any]) -> list[Any]:
 CATEGORY_VIEW_COLUMNS: list[Any] = _columns(Category.__table__, CategoryView)
 PRODUCT_VIEW_COLUMNS: list[Any] = _columns(Product.__table__, ProductView)
 REVIEW_VIEW_COLUMNS: list[Any] = _columns(Review.__table__, ReviewView)
+REVIEW_CARD_COLUMNS: list[Any] = _columns(Review.__table__, ReviewCard)  # and the author's name

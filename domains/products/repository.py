@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -42,15 +42,19 @@ from domains.orders.models import OrderItem
 from domains.products.models import (
     CATEGORY_VIEW_COLUMNS,
     PRODUCT_VIEW_COLUMNS,
+    REVIEW_CARD_COLUMNS,
     REVIEW_VIEW_COLUMNS,
     Category,
     CategoryView,
     Product,
     ProductView,
     Review,
+    ReviewCard,
     ReviewView,
 )
 from domains.users.models import USER_VIEW_COLUMNS, User, UserView
+
+T = TypeVar("T")
 
 
 class ProductSortField(StrEnum):
@@ -281,8 +285,8 @@ async def list_children_by_parent_ids(
     return children
 
 
-def _reviews(*, published_only: bool) -> Select[Any]:
-    stmt = select(*REVIEW_VIEW_COLUMNS)
+def _reviews(*, published_only: bool, columns: Sequence[Any] = REVIEW_VIEW_COLUMNS) -> Select[Any]:
+    stmt = select(*columns)
     if not published_only:
         return stmt
     # A review is as visible as its product.
@@ -304,14 +308,22 @@ async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: S
 _REVIEW_WINDOWS: dict[tuple[Any, ...], Prepared] = {}
 
 
-def _review_window(stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest) -> Select[Any]:
+def _review_window(
+    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, *, cards: bool
+) -> Select[Any]:
     inner, on_page, order = keyset_window(stmt, partition, ordering, Review.id, page)
+    reviews = REVIEW_CARD_COLUMNS if cards else REVIEW_VIEW_COLUMNS
+    authors = [User.name] if cards else USER_VIEW_COLUMNS
     return (
-        select(*(inner.c[column.key] for column in REVIEW_VIEW_COLUMNS), *USER_VIEW_COLUMNS)
+        select(*(inner.c[column.key] for column in reviews), *authors)
         .join(User, User.id == inner.c.user_id)
         .where(on_page)
         .order_by(*order)
     )
+
+
+def _review_card(row: Sequence[Any]) -> ReviewCard:
+    return ReviewCard(*row)
 
 
 async def _review_pages(
@@ -320,21 +332,23 @@ async def _review_pages(
     parent_ids: Sequence[int],
     ordering: Ordering,
     page: PageRequest,
+    row: Callable[[Sequence[Any]], T],
     *,
     published_only: bool,
-) -> dict[int, list[ReviewView]]:
+) -> dict[int, list[T]]:
+    cards = row is _review_card
     dialect, single = dialect_name(session), len(parent_ids) == 1
-    key = (partition.key, published_only, ordering, page_shape(page), dialect, single)
+    key = (partition.key, published_only, cards, ordering, page_shape(page), dialect, single)
     paged = _REVIEW_WINDOWS.get(key)
     if paged is None:
         parents = one_of(partition, "parent_ids", dialect, single=single)
-        paged = _REVIEW_WINDOWS[key] = Prepared(
-            _review_window(_reviews(published_only=published_only).where(parents), partition, ordering, page)
-        )
-    pages: dict[int, list[ReviewView]] = defaultdict(list)
+        columns = REVIEW_CARD_COLUMNS if cards else REVIEW_VIEW_COLUMNS
+        reviews = _reviews(published_only=published_only, columns=columns).where(parents)
+        paged = _REVIEW_WINDOWS[key] = Prepared(_review_window(reviews, partition, ordering, page, cards=cards))
+    pages: dict[int, list[T]] = defaultdict(list)
     parameters = {"parent_ids": keys_value(parent_ids, single=single), **page_parameters(page)}
-    for row in await select_rows(session, paged, parameters):
-        review = _review_view(row)
+    for values in await select_rows(session, paged, parameters):
+        review = row(values)
         pages[getattr(review, partition.key)].append(review)
     return pages
 
@@ -344,7 +358,18 @@ async def list_reviews_by_product_ids(
 ) -> dict[int, list[ReviewView]]:
     """List one page (plus a look-ahead row) of reviews for each product, with authors, in one statement."""
     # Reviews are as visible as their product, and the caller could already see these products.
-    return await _review_pages(session, Review.product_id, product_ids, ordering, page, published_only=False)
+    return await _review_pages(
+        session, Review.product_id, product_ids, ordering, page, _review_view, published_only=False
+    )
+
+
+async def list_review_cards_by_product_ids(
+    session: AsyncSession, product_ids: Sequence[int], ordering: Ordering, page: PageRequest
+) -> dict[int, list[ReviewCard]]:
+    """`list_reviews_by_product_ids` for a list that reads only a review's card (`ReviewCard`)."""
+    return await _review_pages(
+        session, Review.product_id, product_ids, ordering, page, _review_card, published_only=False
+    )
 
 
 async def count_reviews_by_product_ids(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
@@ -357,7 +382,10 @@ async def list_reviews_by_user_ids(
     session: AsyncSession, principal: Principal, user_ids: Sequence[int], ordering: Ordering, page: PageRequest
 ) -> dict[int, list[ReviewView]]:
     """List one page (plus a look-ahead row) of each user's visible reviews, with authors, in one statement."""
-    return await _review_pages(session, Review.user_id, user_ids, ordering, page, published_only=not principal.is_staff)
+    published_only = not principal.is_staff
+    return await _review_pages(
+        session, Review.user_id, user_ids, ordering, page, _review_view, published_only=published_only
+    )
 
 
 async def count_reviews_by_user_ids(

@@ -58,7 +58,7 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
-from schema.relations import RELATION_FIELD, RelationField
+from schema.relations import RELATION_FIELD, Reads, RelationField
 
 # A field declared with `metadata={NOT_COMPILABLE: True}` sends every operation selecting it to graphql-core.
 NOT_COMPILABLE = "graphql_not_compilable"
@@ -224,6 +224,10 @@ class Compiler:
                     info=resolver.info_parameter.name if resolver.info_parameter else None,
                 )
         completion = self._completion(definition.type, details)
+        if relation is not None:
+            narrower = relation.narrower
+            if narrower is not None and _reads_within(completion, narrower.reads):
+                relation = narrower.field
         leaf = completion.kind == LEAF
         literal = not any(_reads_variable(argument.value) for argument in nodes[0].arguments or ())
         return FieldPlan(
@@ -270,6 +274,24 @@ def _reads_path(plan: FieldPlan) -> bool:
     if completion.kind == OBJECT:
         return completion.selection is None or completion.selection.paths
     return False
+
+
+def _reads_within(completion: Completion, reads: Reads) -> bool:
+    """Whether the selection below a field reads no more than `reads` (a narrower resolver serves it)."""
+    while completion.kind == LIST and completion.inner is not None:
+        completion = completion.inner
+    if completion.kind == LEAF:
+        return True
+    if completion.kind != OBJECT or completion.selection is None:
+        return False  # an abstract type's selections are compiled later, per runtime type
+    for plan in completion.selection.fields:
+        name = plan.nodes[0].name.value
+        if name not in reads:
+            return False
+        below = reads[name]
+        if below is not None and not _reads_within(plan.completion, below):
+            return False
+    return True
 
 
 def _reads_variable(value: ValueNode) -> bool:

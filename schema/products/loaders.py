@@ -47,6 +47,10 @@ class ReviewsByProductIdLoader(PageByParentLoader[models.ReviewView]):
     pass
 
 
+class ReviewCardsByProductIdLoader(PageByParentLoader[models.ReviewCard]):
+    pass
+
+
 class ReviewCountByProductIdLoader(CountByParentLoader):
     pass
 
@@ -124,6 +128,13 @@ class ProductsLoaders:
         return ReviewsByProductIdLoader(self._db, reviews_of_products, attribute_key)
 
     @cached_property
+    def review_cards_by_product_id(self) -> ReviewCardsByProductIdLoader:
+        # Cards carry no whole author: nothing is handed on to the users' loader.
+        return ReviewCardsByProductIdLoader(
+            self._db, products_repository.list_review_cards_by_product_ids, attribute_key
+        )
+
+    @cached_property
     def review_count_by_product_id(self) -> ReviewCountByProductIdLoader:
         return ReviewCountByProductIdLoader(self._db, products_repository.count_reviews_by_product_ids)
 
@@ -185,6 +196,14 @@ PRODUCT_REVIEWS: PageOf[models.ProductView, models.ReviewView] = PageOf(
     # Not REVIEW_AUTHOR: every loader of reviews hands their joined authors on (a look-ahead for them
     # primed each author a second time and asked for it again: about 4 % of a TopProducts request).
     below=(REVIEW_PRODUCT,),
+)
+# PRODUCT_REVIEWS for a selection that reads only the reviews' cards (see `Narrower`).
+PRODUCT_REVIEW_CARDS: PageOf[models.ProductView, models.ReviewCard] = PageOf(
+    field="reviews",
+    pages=lambda loaders: loaders.products.review_cards_by_product_id,
+    counts=lambda loaders: loaders.products.review_count_by_product_id,
+    key_of=_id,
+    page_of=review_page_from_arguments,
 )
 USER_REVIEWS: PageOf[UserView, models.ReviewView] = PageOf(
     field="reviews",

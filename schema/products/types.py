@@ -25,11 +25,12 @@ from schema.products.loaders import (
     CATEGORY_PARENT,
     PRODUCT_CATEGORY,
     PRODUCT_RELATIONS,
+    PRODUCT_REVIEW_CARDS,
     PRODUCT_REVIEWS,
     REVIEW_AUTHOR,
     REVIEW_PRODUCT,
 )
-from schema.relations import warm_page
+from schema.relations import Narrower, Reads, warm_page
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 from schema.scalars import Money
@@ -48,11 +49,38 @@ _CATEGORY_PARENT = CATEGORY_PARENT.resolver(
 _CATEGORY_CHILDREN = CATEGORY_CHILDREN.resolver(
     key=lambda category: category.pk, convert=lambda row: Category.from_model(row)
 )
+# What a product's reviews field may select to be served by review cards (`models.ReviewCard`): every
+# field but a review's title and product, and of its author the id and name.
+_REVIEW_CARD: Reads = {
+    "__typename": None,
+    "id": None,
+    "rating": None,
+    "body": None,
+    "createdAt": None,
+    "author": {"__typename": None, "id": None, "name": None},
+}
+REVIEW_CARD_READS: Reads = {
+    "__typename": None,
+    "totalCount": None,
+    "pageInfo": None,
+    "nodes": _REVIEW_CARD,
+    "edges": {"__typename": None, "cursor": None, "node": _REVIEW_CARD},
+}
 _PRODUCT_REVIEWS = PRODUCT_REVIEWS.resolver(
-    key=lambda product: product.pk, page=review_page, convert=lambda row: Review.from_model(row)
+    key=lambda product: product.pk,
+    page=review_page,
+    convert=lambda row: Review.from_model(row),
+    narrower=Narrower(
+        REVIEW_CARD_READS,
+        PRODUCT_REVIEW_CARDS.resolver(
+            key=lambda product: product.pk, page=review_page, convert=lambda card: Review.from_card(card)
+        ),
+    ),
 )
 _REVIEW_AUTHOR = REVIEW_AUTHOR.resolver(
-    key=lambda review: review.user_id, convert=lambda row: users_types.User.from_required(row)
+    key=lambda review: review.user_id,
+    convert=lambda row: users_types.User.from_required(row),
+    held=lambda review: review.held_author,
 )
 _REVIEW_PRODUCT = REVIEW_PRODUCT.resolver(
     key=lambda review: review.product_id, convert=lambda row: Product.from_required(row)
@@ -254,6 +282,25 @@ class Review(Node):
     created_at: datetime = strawberry.field(description="When the review was written.")
     product_id: strawberry.Private[int]
     user_id: strawberry.Private[int]
+    # Its author, when the review was made from a card (`from_card`): `author` loads nothing then.
+    held_author: strawberry.Private[Optional["User"]] = None
+
+    @classmethod
+    def from_card(cls, card: models.ReviewCard) -> Self:
+        """The review of a card, for a selection reading no more than `REVIEW_CARD_READS` (see `Narrower`).
+
+        It has no title: reading one raises (and the compiled path hands the operation to graphql-core).
+        """
+        review = cls.__new__(cls)
+        review.id = cls.global_id(card.id)
+        review.pk = card.id
+        review.rating = card.rating
+        review.body = card.body
+        review.created_at = card.created_at
+        review.product_id = card.product_id
+        review.user_id = card.user_id
+        review.held_author = users_types.User.from_card(card.user_id, card.author_name)
+        return review
 
     @classmethod
     def from_model(cls, row: models.ReviewView) -> Self:

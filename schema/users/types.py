@@ -83,6 +83,15 @@ class User(Node):
     proven_by_caller: strawberry.Private[bool] = False
 
     @classmethod
+    def from_card(cls, pk: int, name: str) -> Self:
+        """The author of a review card: its id and name only (reading anything else raises; see `Narrower`)."""
+        user = cls.__new__(cls)
+        user.id = cls.global_id(pk)
+        user.pk = pk
+        user.name = name
+        return user
+
+    @classmethod
     def from_model(cls, row: models.UserView) -> Self:
         return cls(
             id=cls.global_id(row.id),

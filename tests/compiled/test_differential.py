@@ -110,6 +110,28 @@ def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
         ),
         (
             Case(
+                "review cards",
+                """{ products(first: 4) { nodes { id reviews(first: 2) {
+                     __typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+                     edges { cursor node { __typename id rating body createdAt
+                       author { __typename id name } } } } } } }""",
+            ),
+            COMPILED,
+        ),
+        (
+            Case(
+                "review cards beside whole reviews",
+                """{ products(first: 4) { nodes {
+                     cards: reviews(first: 2) { nodes { rating author { name } } }
+                     whole: reviews(first: 2) { nodes { title author { name email createdAt } product { name } } }
+                     byRating: reviews(last: 2, orderBy: {field: RATING, direction: ASC}) {
+                       pageInfo { hasPreviousPage startCursor }
+                       edges { cursor node { rating author { id } } } } } } }""",
+            ),
+            COMPILED,
+        ),
+        (
+            Case(
                 "categories",
                 """{ __typename categories(topLevelOnly: true) { totalCount nodes { __typename id name description
                      children { name parent { slug } } products(first: 3) { nodes { name category { name } } } } } }""",

@@ -1,0 +1,129 @@
+"""A relation's narrower resolver serves the selections that read little below it, and only those.
+
+A product's reviews selected for their cards (rating, body, author's name: the benchmark's
+TopProducts) are loaded as `ReviewCard`s, without the title or the author's e-mail, roles and
+timestamps; any selection reading more keeps the whole rows. Both answer as graphql-core does
+(test_differential.py holds the cases side by side); here: which resolver the plan takes, what
+the statement selects, and that a card's object has nothing a wider selection would read.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from graphql import parse
+from graphql.execution.executor import Executor
+from httpx import AsyncClient
+
+from bench.operations import top_products_document
+from domains.products.models import ReviewCard
+from schema import build_schema
+from schema.compiled.extension import _bindings
+from schema.compiled.plan import OBJECT, FieldPlan, PlanCache, Selection
+from schema.products.types import _PRODUCT_REVIEWS, Review
+from schema.users.types import User
+from tests.compiled.support import Catalog
+from tests.graphql import count_statements, gql
+
+SCHEMA = build_schema()
+BINDINGS = _bindings(SCHEMA)
+CARDS = _PRODUCT_REVIEWS.narrower.field if _PRODUCT_REVIEWS.narrower is not None else None
+
+
+def _reviews_plan(document: str) -> FieldPlan:
+    """The compiled plan of the first `Product.reviews` field selected by the document."""
+    executor: Any = Executor.build(SCHEMA._schema, parse(document), context_value=None)
+    assert isinstance(executor, Executor)
+    root = PlanCache(maxsize=4).root(document, executor.operation, executor, BINDINGS)
+    found = _find(root, "reviews")
+    assert found is not None, document
+    return found
+
+
+def _find(selection: Selection, name: str) -> FieldPlan | None:
+    for plan in selection.fields:
+        if plan.nodes[0].name.value == name and selection.type.name == "Product":
+            return plan
+        completion = plan.completion
+        while completion.inner is not None:
+            completion = completion.inner
+        if completion.kind == OBJECT and completion.selection is not None:
+            found = _find(completion.selection, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _products(reviews: str) -> str:
+    return f"{{ products(first: 3) {{ nodes {{ id reviews(first: 2) {{ {reviews} }} }} }} }}"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        top_products_document(),
+        _products("nodes { rating author { name } }"),
+        _products("totalCount pageInfo { endCursor } edges { cursor node { __typename id createdAt body } }"),
+        _products("nodes { ... on Review { rating } ...Stars }") + " fragment Stars on Review { author { name } }",
+    ],
+    ids=["TopProducts", "nodes", "cursors and counts", "fragments"],
+)
+def test_a_selection_of_cards_is_resolved_by_the_narrower(document: str) -> None:
+    assert CARDS is not None
+    assert _reviews_plan(document).relation is CARDS
+
+
+@pytest.mark.parametrize(
+    "reviews",
+    [
+        "nodes { title }",
+        "nodes { rating author { email } }",
+        "nodes { author { createdAt } }",
+        "nodes { author { reviews(first: 1) { totalCount } } }",
+        "edges { node { product { name } } }",
+    ],
+)
+def test_a_selection_reading_more_keeps_the_whole_reviews(reviews: str) -> None:
+    plan = _reviews_plan(_products(reviews))
+    assert plan.relation is _PRODUCT_REVIEWS
+    assert plan.relation is not CARDS
+
+
+async def test_the_statement_of_cards_selects_only_what_they_show(
+    app: FastAPI, client: AsyncClient, catalog: Catalog
+) -> None:
+    cards = _products("nodes { rating body author { id name } }")
+    with count_statements(app) as statements:
+        data = await gql(client, cards)
+    reviews = [statement for statement in statements if "page_position" in statement]
+    assert len(statements) == 2, statements  # the products, then every product's reviews with their authors
+    assert len(reviews) == 1
+    for column in ("title", "email", "roles", "is_active"):
+        assert column not in reviews[0], column
+    authors = [review["author"]["name"] for node in data["products"]["nodes"] for review in node["reviews"]["nodes"]]
+    assert authors
+    assert all(name.startswith("Author ") for name in authors)
+
+    with count_statements(app) as statements:
+        await gql(client, _products("nodes { title author { name } }"))
+    reviews = [statement for statement in statements if "page_position" in statement]
+    assert len(reviews) == 1
+    assert "title" in reviews[0]
+    assert "email" in reviews[0]
+
+
+def test_a_cards_objects_have_nothing_a_wider_selection_reads() -> None:
+    written = datetime(2026, 1, 2, tzinfo=UTC)
+    card = ReviewCard(id=7, product_id=3, user_id=5, rating=4, body="Fine.", created_at=written, author_name="Ada")
+    review = Review.from_card(card)
+    assert (review.pk, review.rating, review.body, review.created_at, review.user_id) == (7, 4, "Fine.", written, 5)
+    assert review.id == Review.global_id(7)
+    author = review.held_author
+    assert isinstance(author, User)
+    assert (author.pk, author.name, author.id) == (5, "Ada", User.global_id(5))
+    with pytest.raises(AttributeError):
+        _ = review.title
+    for unread in ("created_at", "private_email", "private_roles"):
+        with pytest.raises(AttributeError):
+            getattr(author, unread)
