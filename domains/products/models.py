@@ -139,7 +139,7 @@ class ReviewCard:
     user_id: int
     rating: int
     body: str
-    created_at: datetime
+    created_at: datetime | None  # None in a list that reads neither dates nor cursors (the repository's `dated`)
     author_name: str
 
 

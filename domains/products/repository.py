@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -308,22 +308,41 @@ async def get_reviews_by_ids(session: AsyncSession, principal: Principal, ids: S
 _REVIEW_WINDOWS: dict[tuple[Any, ...], Prepared] = {}
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _ReviewRows(Generic[T]):
+    """What a review window selects, and the view each of its rows becomes."""
+
+    name: str
+    reviews: Sequence[Any]
+    authors: Sequence[Any]
+    view: Callable[[Sequence[Any]], T]
+
+
+def _undated_review_card(row: Sequence[Any]) -> ReviewCard:
+    return ReviewCard(row[0], row[1], row[2], row[3], row[4], None, row[5])
+
+
+_WHOLE_REVIEWS = _ReviewRows("whole", REVIEW_VIEW_COLUMNS, USER_VIEW_COLUMNS, _review_view)
+_REVIEW_CARDS = _ReviewRows("cards", REVIEW_CARD_COLUMNS, [User.name], lambda row: ReviewCard(*row))
+# A timestamp is the dearest column to decode (a timezone-aware datetime per row): left out when unread.
+_UNDATED_REVIEW_CARDS = _ReviewRows(
+    "undated cards",
+    [column for column in REVIEW_CARD_COLUMNS if column.key != "created_at"],
+    [User.name],
+    _undated_review_card,
+)
+
+
 def _review_window(
-    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, *, cards: bool
+    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, rows: _ReviewRows[Any]
 ) -> Select[Any]:
     inner, on_page, order = keyset_window(stmt, partition, ordering, Review.id, page)
-    reviews = REVIEW_CARD_COLUMNS if cards else REVIEW_VIEW_COLUMNS
-    authors = [User.name] if cards else USER_VIEW_COLUMNS
     return (
-        select(*(inner.c[column.key] for column in reviews), *authors)
+        select(*(inner.c[column.key] for column in rows.reviews), *rows.authors)
         .join(User, User.id == inner.c.user_id)
         .where(on_page)
         .order_by(*order)
     )
-
-
-def _review_card(row: Sequence[Any]) -> ReviewCard:
-    return ReviewCard(*row)
 
 
 async def _review_pages(
@@ -332,23 +351,22 @@ async def _review_pages(
     parent_ids: Sequence[int],
     ordering: Ordering,
     page: PageRequest,
-    row: Callable[[Sequence[Any]], T],
+    rows: _ReviewRows[T],
     *,
     published_only: bool,
 ) -> dict[int, list[T]]:
-    cards = row is _review_card
     dialect, single = dialect_name(session), len(parent_ids) == 1
-    key = (partition.key, published_only, cards, ordering, page_shape(page), dialect, single)
+    key = (partition.key, published_only, rows.name, ordering, page_shape(page), dialect, single)
     paged = _REVIEW_WINDOWS.get(key)
     if paged is None:
         parents = one_of(partition, "parent_ids", dialect, single=single)
-        columns = REVIEW_CARD_COLUMNS if cards else REVIEW_VIEW_COLUMNS
-        reviews = _reviews(published_only=published_only, columns=columns).where(parents)
-        paged = _REVIEW_WINDOWS[key] = Prepared(_review_window(reviews, partition, ordering, page, cards=cards))
+        reviews = _reviews(published_only=published_only, columns=rows.reviews).where(parents)
+        paged = _REVIEW_WINDOWS[key] = Prepared(_review_window(reviews, partition, ordering, page, rows))
     pages: dict[int, list[T]] = defaultdict(list)
     parameters = {"parent_ids": keys_value(parent_ids, single=single), **page_parameters(page)}
+    view = rows.view
     for values in await select_rows(session, paged, parameters):
-        review = row(values)
+        review = view(values)
         pages[getattr(review, partition.key)].append(review)
     return pages
 
@@ -359,17 +377,20 @@ async def list_reviews_by_product_ids(
     """List one page (plus a look-ahead row) of reviews for each product, with authors, in one statement."""
     # Reviews are as visible as their product, and the caller could already see these products.
     return await _review_pages(
-        session, Review.product_id, product_ids, ordering, page, _review_view, published_only=False
+        session, Review.product_id, product_ids, ordering, page, _WHOLE_REVIEWS, published_only=False
     )
 
 
 async def list_review_cards_by_product_ids(
-    session: AsyncSession, product_ids: Sequence[int], ordering: Ordering, page: PageRequest
+    session: AsyncSession, product_ids: Sequence[int], ordering: Ordering, page: PageRequest, *, dated: bool = True
 ) -> dict[int, list[ReviewCard]]:
-    """`list_reviews_by_product_ids` for a list that reads only a review's card (`ReviewCard`)."""
-    return await _review_pages(
-        session, Review.product_id, product_ids, ordering, page, _review_card, published_only=False
-    )
+    """`list_reviews_by_product_ids` for a list that reads only a review's card (`ReviewCard`).
+
+    Undated (`dated=False`), the cards' `created_at` is None: for a list reading neither the
+    reviews' dates nor cursors.
+    """
+    rows = _REVIEW_CARDS if dated else _UNDATED_REVIEW_CARDS
+    return await _review_pages(session, Review.product_id, product_ids, ordering, page, rows, published_only=False)
 
 
 async def count_reviews_by_product_ids(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
@@ -384,7 +405,7 @@ async def list_reviews_by_user_ids(
     """List one page (plus a look-ahead row) of each user's visible reviews, with authors, in one statement."""
     published_only = not principal.is_staff
     return await _review_pages(
-        session, Review.user_id, user_ids, ordering, page, _review_view, published_only=published_only
+        session, Review.user_id, user_ids, ordering, page, _WHOLE_REVIEWS, published_only=published_only
     )
 
 

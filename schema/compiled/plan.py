@@ -224,10 +224,11 @@ class Compiler:
                     info=resolver.info_parameter.name if resolver.info_parameter else None,
                 )
         completion = self._completion(definition.type, details)
-        if relation is not None:
-            narrower = relation.narrower
-            if narrower is not None and _reads_within(completion, narrower.reads):
-                relation = narrower.field
+        # The narrowest resolver whose reads cover the selection (each narrower may have a narrower one).
+        while relation is not None and relation.narrower is not None:
+            if not _reads_within(completion, relation.narrower.reads):
+                break
+            relation = relation.narrower.field
         leaf = completion.kind == LEAF
         literal = not any(_reads_variable(argument.value) for argument in nodes[0].arguments or ())
         return FieldPlan(

@@ -135,6 +135,15 @@ class ProductsLoaders:
         )
 
     @cached_property
+    def undated_review_cards_by_product_id(self) -> ReviewCardsByProductIdLoader:
+        async def undated(
+            session: AsyncSession, ids: Sequence[int], ordering: Ordering, page: PageRequest
+        ) -> dict[int, list[models.ReviewCard]]:
+            return await products_repository.list_review_cards_by_product_ids(session, ids, ordering, page, dated=False)
+
+        return ReviewCardsByProductIdLoader(self._db, undated, attribute_key)
+
+    @cached_property
     def review_count_by_product_id(self) -> ReviewCountByProductIdLoader:
         return ReviewCountByProductIdLoader(self._db, products_repository.count_reviews_by_product_ids)
 
@@ -201,6 +210,14 @@ PRODUCT_REVIEWS: PageOf[models.ProductView, models.ReviewView] = PageOf(
 PRODUCT_REVIEW_CARDS: PageOf[models.ProductView, models.ReviewCard] = PageOf(
     field="reviews",
     pages=lambda loaders: loaders.products.review_cards_by_product_id,
+    counts=lambda loaders: loaders.products.review_count_by_product_id,
+    key_of=_id,
+    page_of=review_page_from_arguments,
+)
+# PRODUCT_REVIEW_CARDS without the reviews' dates, for a selection that reads neither them nor cursors.
+PRODUCT_UNDATED_REVIEW_CARDS: PageOf[models.ProductView, models.ReviewCard] = PageOf(
+    field="reviews",
+    pages=lambda loaders: loaders.products.undated_review_cards_by_product_id,
     counts=lambda loaders: loaders.products.review_count_by_product_id,
     key_of=_id,
     page_of=review_page_from_arguments,

@@ -1,6 +1,7 @@
 """GraphQL types of the catalog: Category, Product, Review."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Optional, Self
 
@@ -27,10 +28,11 @@ from schema.products.loaders import (
     PRODUCT_RELATIONS,
     PRODUCT_REVIEW_CARDS,
     PRODUCT_REVIEWS,
+    PRODUCT_UNDATED_REVIEW_CARDS,
     REVIEW_AUTHOR,
     REVIEW_PRODUCT,
 )
-from schema.relations import Narrower, Reads, warm_page
+from schema.relations import Narrower, PageOf, PageOfField, Reads, warm_page
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node
 from schema.scalars import Money
@@ -50,14 +52,21 @@ _CATEGORY_CHILDREN = CATEGORY_CHILDREN.resolver(
     key=lambda category: category.pk, convert=lambda row: Category.from_model(row)
 )
 # What a product's reviews field may select to be served by review cards (`models.ReviewCard`): every
-# field but a review's title and product, and of its author the id and name.
-_REVIEW_CARD: Reads = {
+# field but a review's title and product, and of its author the id and name; undated, neither the
+# reviews' dates nor anything made of cursors (page info).
+_UNDATED_REVIEW_CARD: Reads = {
     "__typename": None,
     "id": None,
     "rating": None,
     "body": None,
-    "createdAt": None,
     "author": {"__typename": None, "id": None, "name": None},
+}
+_REVIEW_CARD: Reads = {**_UNDATED_REVIEW_CARD, "createdAt": None}
+UNDATED_REVIEW_CARD_READS: Reads = {
+    "__typename": None,
+    "totalCount": None,
+    "nodes": _UNDATED_REVIEW_CARD,
+    "edges": {"__typename": None, "node": _UNDATED_REVIEW_CARD},
 }
 REVIEW_CARD_READS: Reads = {
     "__typename": None,
@@ -66,14 +75,23 @@ REVIEW_CARD_READS: Reads = {
     "nodes": _REVIEW_CARD,
     "edges": {"__typename": None, "cursor": None, "node": _REVIEW_CARD},
 }
+
+
+def _review_cards(relation: PageOf[models.ProductView, models.ReviewCard]) -> "PageOfField[models.ReviewCard, Review]":
+    return relation.resolver(
+        key=lambda product: product.pk, page=review_page, convert=lambda card: Review.from_card(card)
+    )
+
+
 _PRODUCT_REVIEWS = PRODUCT_REVIEWS.resolver(
     key=lambda product: product.pk,
     page=review_page,
     convert=lambda row: Review.from_model(row),
     narrower=Narrower(
         REVIEW_CARD_READS,
-        PRODUCT_REVIEW_CARDS.resolver(
-            key=lambda product: product.pk, page=review_page, convert=lambda card: Review.from_card(card)
+        replace(
+            _review_cards(PRODUCT_REVIEW_CARDS),
+            narrower=Narrower(UNDATED_REVIEW_CARD_READS, _review_cards(PRODUCT_UNDATED_REVIEW_CARDS)),
         ),
     ),
 )
@@ -296,7 +314,8 @@ class Review(Node):
         review.pk = card.id
         review.rating = card.rating
         review.body = card.body
-        review.created_at = card.created_at
+        if card.created_at is not None:  # an undated card's review has no date to read
+            review.created_at = card.created_at
         review.product_id = card.product_id
         review.user_id = card.user_id
         review.held_author = users_types.User.from_card(card.user_id, card.author_name)

@@ -7,6 +7,7 @@ timestamps; any selection reading more keeps the whole rows. Both answer as grap
 the statement selects, and that a card's object has nothing a wider selection would read.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.graphql import count_statements, gql
 SCHEMA = build_schema()
 BINDINGS = _bindings(SCHEMA)
 CARDS = _PRODUCT_REVIEWS.narrower.field if _PRODUCT_REVIEWS.narrower is not None else None
+UNDATED = CARDS.narrower.field if CARDS is not None and CARDS.narrower is not None else None
 
 
 def _reviews_plan(document: str) -> FieldPlan:
@@ -60,18 +62,25 @@ def _products(reviews: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "document",
+    ("document", "dated"),
     [
-        top_products_document(),
-        _products("nodes { rating author { name } }"),
-        _products("totalCount pageInfo { endCursor } edges { cursor node { __typename id createdAt body } }"),
-        _products("nodes { ... on Review { rating } ...Stars }") + " fragment Stars on Review { author { name } }",
+        (top_products_document(), False),
+        (_products("nodes { rating author { name } }"), False),
+        (_products("totalCount edges { node { __typename id body author { __typename id } } }"), False),
+        (
+            _products("nodes { ... on Review { rating } ...Stars }") + " fragment Stars on Review { author { name } }",
+            False,
+        ),
+        (_products("nodes { createdAt }"), True),
+        (_products("pageInfo { hasNextPage } nodes { rating }"), True),
+        (_products("totalCount pageInfo { endCursor } edges { cursor node { __typename id createdAt body } }"), True),
     ],
-    ids=["TopProducts", "nodes", "cursors and counts", "fragments"],
+    ids=["TopProducts", "nodes", "edges and count", "fragments", "dates", "page info", "cursors"],
 )
-def test_a_selection_of_cards_is_resolved_by_the_narrower(document: str) -> None:
+def test_a_selection_of_cards_is_resolved_by_the_narrowest_that_covers_it(document: str, dated: bool) -> None:
     assert CARDS is not None
-    assert _reviews_plan(document).relation is CARDS
+    assert UNDATED is not None
+    assert _reviews_plan(document).relation is (CARDS if dated else UNDATED)
 
 
 @pytest.mark.parametrize(
@@ -85,32 +94,38 @@ def test_a_selection_of_cards_is_resolved_by_the_narrower(document: str) -> None
     ],
 )
 def test_a_selection_reading_more_keeps_the_whole_reviews(reviews: str) -> None:
-    plan = _reviews_plan(_products(reviews))
-    assert plan.relation is _PRODUCT_REVIEWS
-    assert plan.relation is not CARDS
+    assert _reviews_plan(_products(reviews)).relation is _PRODUCT_REVIEWS
 
 
 async def test_the_statement_of_cards_selects_only_what_they_show(
     app: FastAPI, client: AsyncClient, catalog: Catalog
 ) -> None:
-    cards = _products("nodes { rating body author { id name } }")
+    undated = _products("nodes { rating body author { id name } }")
     with count_statements(app) as statements:
-        data = await gql(client, cards)
-    reviews = [statement for statement in statements if "page_position" in statement]
+        data = await gql(client, undated)
     assert len(statements) == 2, statements  # the products, then every product's reviews with their authors
-    assert len(reviews) == 1
-    for column in ("title", "email", "roles", "is_active"):
-        assert column not in reviews[0], column
+    selected = _review_columns(statements)
+    assert selected == ["id", "product_id", "user_id", "rating", "body", "name"]
     authors = [review["author"]["name"] for node in data["products"]["nodes"] for review in node["reviews"]["nodes"]]
     assert authors
     assert all(name.startswith("Author ") for name in authors)
 
     with count_statements(app) as statements:
+        await gql(client, _products("edges { cursor node { rating } }"))
+    assert _review_columns(statements) == ["id", "product_id", "user_id", "rating", "body", "created_at", "name"]
+
+    with count_statements(app) as statements:
         await gql(client, _products("nodes { title author { name } }"))
-    reviews = [statement for statement in statements if "page_position" in statement]
-    assert len(reviews) == 1
-    assert "title" in reviews[0]
-    assert "email" in reviews[0]
+    whole = _review_columns(statements)
+    assert {"title", "created_at", "email", "roles", "is_active"} <= set(whole)
+
+
+def _review_columns(statements: list[str]) -> list[str]:
+    """The columns the one review window among the statements selects (its outer select list)."""
+    windows = [statement for statement in statements if "page_position" in statement]
+    assert len(windows) == 1, statements
+    select_list = windows[0].split("FROM", 1)[0].removeprefix("SELECT").split(",")
+    return [column.strip().rsplit(".", 1)[-1].strip('"') for column in select_list]
 
 
 def test_a_cards_objects_have_nothing_a_wider_selection_reads() -> None:
@@ -124,6 +139,10 @@ def test_a_cards_objects_have_nothing_a_wider_selection_reads() -> None:
     assert (author.pk, author.name, author.id) == (5, "Ada", User.global_id(5))
     with pytest.raises(AttributeError):
         _ = review.title
+    undated = Review.from_card(replace(card, created_at=None))
+    assert undated.rating == 4
+    with pytest.raises(AttributeError):
+        _ = undated.created_at
     for unread in ("created_at", "private_email", "private_roles"):
         with pytest.raises(AttributeError):
             getattr(author, unread)
