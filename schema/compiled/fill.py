@@ -79,14 +79,17 @@ def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Excepti
     return fill
 
 
-def completer_of(plan: FieldPlan, parent: Any, leaf: Callable[..., Any], bail: type[Exception]) -> Complete:
+def completer_of(
+    plan: FieldPlan, parent: Any, leaf: Callable[..., Any], bail: type[Exception], relation: type[Any]
+) -> Complete:
     """The relation field's completer (its values for all parents into their dicts), generated on first use."""
     complete = plan.complete
     if complete is None:
         namespace = _namespace(parent, leaf, bail)
-        namespace.update(k0=plan.key, p0=plan, c0=plan.completion)
+        namespace.update(k0=plan.key, p0=plan, c0=plan.completion, Relation=relation)
         lines = [
             "def complete(run, parents, values, following):",
+            "    waiting = pending = None  # an object filled now calls no resolver (`_fills_now`)",
             "    for (source, out, field_path), value in zip(parents, values, strict=True):",
             *(f"        {line}" for line in _store(0, plan, namespace)),
         ]
@@ -141,6 +144,8 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
 
     Placing inline is what `Run._complete` and `Run._place` do for a value that is an object of the
     selection's type; every other value (null, an error, a value of another type) takes their path.
+    An object of a selection that calls no resolver (`_fills_now`) is filled at once, by its own
+    generated function; any other waits for the next level.
     """
     key, completion = f"k{index}", plan.completion
     slow = f"run._complete(c{index}, value, p{index}, parent, field_path, {info}, following)"
@@ -152,7 +157,7 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
             "    raise Bail" if completion.non_null else f"    out[{key}] = None",
             f"elif {_placeable(index, completion.selection, 'value', info, namespace)}:",
             "    placed = {}",
-            f"    following.append((s{index}, value, placed, field_path))",
+            f"    {_place_now(index, plan, completion.selection, 'value', 'field_path', namespace)}",
             f"    out[{key}] = placed",
             "else:",
             f"    out[{key}] = {slow}",
@@ -166,7 +171,7 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
             "        item_path = Path(field_path, position, None)" if plan.path else "        item_path = None",
             f"        if item is not None and {_placeable(index, inner.selection, 'item', info, namespace)}:",
             "            placed = {}",
-            f"            following.append((s{index}, item, placed, item_path))",
+            f"            {_place_now(index, plan, inner.selection, 'item', 'item_path', namespace)}",
             "            items.append(placed)",
             "        else:",
             f"            done = run._complete_item(i{index}, item, p{index}, parent, item_path, {info}, following)",
@@ -176,6 +181,28 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
             f"    out[{key}] = {slow}",
         ]
     return [f"out[{key}] = {slow}"]
+
+
+def _fills_now(selection: Selection) -> bool:
+    """Whether objects of this selection may be filled as soon as they are placed, not a level later.
+
+    A level exists to gather its awaitables: the values of resolvers, and the relations of all its
+    parents, loaded in one batch. A selection that calls no resolver adds no awaitable; its relation
+    fields still wait for the rest of their level (`Run.relations`), and every object of a
+    selection is filled at one time (the field placing it is read, or its relation completed, for
+    all parents at once), so each relation still loads all its parents in one batch.
+    """
+    return all(plan.kind in (ATTRIBUTE, TYPENAME, RELATION) for plan in selection.fields)
+
+
+def _place_now(
+    index: int, plan: FieldPlan, selection: Selection, value: str, path: str, namespace: dict[str, Any]
+) -> str:
+    """The statement placing `value` into `placed`: filled now (`_fills_now`), or queued for the next level."""
+    if plan.kind in (ATTRIBUTE, RELATION) and _fills_now(selection):
+        namespace[f"f{index}"] = fill_of(selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"])
+        return f"f{index}(run, {value}, placed, {path}, following, waiting, pending)"
+    return f"following.append((s{index}, {value}, placed, {path}))"
 
 
 def _field_path(plan: FieldPlan, key: str) -> str:

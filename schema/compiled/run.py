@@ -1,11 +1,12 @@
-"""Run a compiled plan: one selection level at a time, for all the objects of that level together.
+"""Run a compiled plan: one level at a time, for all the objects of that level together.
 
 Per level, every field of every object is read (an attribute) or resolved (its resolver, with
 graphql-core's own resolve info); a relation field is resolved for all the level's parents at once
 (`RelationField.resolve_all`: one load per parent, no resolver call). The awaitables of the whole
 level are gathered at once, so the loaders batch as they do under graphql-core, and a value already
 loaded (warmed, joined) costs no awaitable at all. Values are completed into plain dicts and lists,
-in graphql-core's field order.
+in graphql-core's field order. An object of a selection that calls no resolver is filled as soon
+as it is placed (fill.py `_fills_now`): a level is a batch to wait for, not a depth of the document.
 
 This path serves the operations that succeed. At the first sign of anything else (a resolver that
 raises, a null where the schema promises a value, a value graphql-core would refuse) it gives up
@@ -88,7 +89,8 @@ class Run:
         tasks: list[Task] = [(root, self.executor.root_value, data, None)]
         batching = LEVEL_BATCHES.set(True)  # a page's resolver looks nothing ahead (relations.warm_page)
         try:
-            while tasks:
+            # An object filled at once may leave relations for the next level with no object to fill.
+            while tasks or self.relations:
                 tasks = await self._level(tasks)
         finally:
             LEVEL_BATCHES.reset(batching)
@@ -151,7 +153,7 @@ class Run:
 
     def _complete_relation(self, relation: Relation, values: list[Any], following: list[Task]) -> None:
         plan = relation.plan
-        complete = plan.complete or completer_of(plan, relation.parent, _leaf, Bail)
+        complete = plan.complete or completer_of(plan, relation.parent, _leaf, Bail, Relation)
         complete(self, relation.parents, values, following)
 
     def _converted_arguments(self, plan: FieldPlan, relation: Relation) -> dict[str, Any]:

@@ -165,6 +165,30 @@ async def test_the_compiler_marks_relation_fields() -> None:
     assert kinds["title"] != RELATION
 
 
+async def test_objects_calling_no_resolver_are_filled_at_once_and_relations_still_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Author and Book call no resolver (their fields are plain or relations): each is filled as soon as
+    # it is placed, so a level is a batch to wait for, not a depth of the document.
+    levels: list[int] = []
+    level = Run._level
+
+    async def counted(run: Run, tasks: list[Any]) -> list[Any]:
+        levels.append(len(tasks))
+        return await level(run, tasks)
+
+    monkeypatch.setattr(Run, "_level", counted)
+    loaders = Loaders()
+    data = await _compiled(loaders)
+    reference = await _graphql_core(Loaders())
+    assert data == reference.data
+    # The root; the 4 books its resolver gave (a resolver's objects wait for their level), whose
+    # authors are loaded and filled at once; then, with no object left to fill, the authors' books
+    # (loaded, filled at once) and their authors (held already).
+    assert levels == [1, 4, 0, 0]
+    assert loaders.batches == [("authors", [1, 2]), ("books", [1, 2])]
+
+
 async def test_values_a_loader_already_holds_cost_no_batch() -> None:
     loaders = Loaders()
     for key, row in AUTHORS.items():
