@@ -19,6 +19,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from domains.common.keyset import (
     PageRequest,
     SortKey,
     attribute_key,
+    keyset_lateral,
     keyset_select,
     keyset_window,
     page_parameters,
@@ -345,6 +347,19 @@ def _review_window(
     )
 
 
+def _review_lateral(
+    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, rows: _ReviewRows[Any]
+) -> Select[Any]:
+    parents, paged, order = keyset_lateral(stmt, partition, ordering, Review.id, page)
+    return (
+        select(*(paged.c[column.key] for column in rows.reviews), *rows.authors)
+        .select_from(parents)
+        .join(paged, true())
+        .join(User, User.id == paged.c.user_id)
+        .order_by(*order)
+    )
+
+
 async def _review_pages(
     session: AsyncSession,
     partition: Any,
@@ -359,9 +374,13 @@ async def _review_pages(
     key = (partition.key, published_only, rows.name, ordering, page_shape(page), dialect, single)
     paged = _REVIEW_WINDOWS.get(key)
     if paged is None:
-        parents = one_of(partition, "parent_ids", dialect, single=single)
-        reviews = _reviews(published_only=published_only, columns=rows.reviews).where(parents)
-        paged = _REVIEW_WINDOWS[key] = Prepared(_review_window(reviews, partition, ordering, page, rows))
+        reviews = _reviews(published_only=published_only, columns=rows.reviews)
+        if dialect == "postgresql" and not single:
+            statement = _review_lateral(reviews, partition, ordering, page, rows)
+        else:
+            parents = one_of(partition, "parent_ids", dialect, single=single)
+            statement = _review_window(reviews.where(parents), partition, ordering, page, rows)
+        paged = _REVIEW_WINDOWS[key] = Prepared(statement)
     pages: dict[int, list[T]] = defaultdict(list)
     parameters = {"parent_ids": keys_value(parent_ids, single=single), **page_parameters(page)}
     view = rows.view

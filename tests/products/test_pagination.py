@@ -1,17 +1,18 @@
 import base64
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.ids import encode_global_id
 from domains.products import repository
 from tests.factories import create_product, create_review, create_user
-from tests.graphql import error_codes, gql, post
+from tests.graphql import count_statements, error_codes, gql, post
 
 PAGE = """
 query ($order: ProductOrder, $first: Int, $after: String, $last: Int, $before: String) {
@@ -286,3 +287,51 @@ async def test_product_page_statements_are_kept_in_a_bounded_lru(
     # then: every answer is right, and the least recently used statement (PRICE) was dropped
     assert all(answer["products"]["nodes"] == [{"name": "Lamp"}] for answer in answers)
     assert [key[3].key.tag for key in repository._PRODUCT_PAGES] == ["NAME", "RATING"]
+
+
+BATCHED = """query ($first: Int, $after: String, $last: Int, $before: String, $order: ReviewOrder) {
+  products(first: 10) { nodes { id reviews(first: $first, after: $after, last: $last, before: $before,
+    orderBy: $order) { pageInfo { hasNextPage hasPreviousPage endCursor } nodes { id rating createdAt } } } } }"""
+ALONE = """query ($id: ID!, $first: Int, $after: String, $last: Int, $before: String, $order: ReviewOrder) {
+  node(id: $id) { ... on Product { reviews(first: $first, after: $after, last: $last, before: $before,
+    orderBy: $order) { pageInfo { hasNextPage hasPreviousPage endCursor } nodes { id rating createdAt } } } } }"""
+
+
+async def test_review_pages_of_many_products_in_one_statement_are_each_products_own_pages(
+    app: FastAPI, client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # given: three products with reviews of repeated ratings and dates (the id breaks every tie)
+    products = [await create_product(db_session) for _ in range(3)]
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    for n, product in enumerate(products):
+        for m, rating in enumerate([4, 2, 4, 5, 1][: n + 3]):
+            author = await create_user(db_session)
+            when = day + timedelta(days=m % 2)
+            await create_review(db_session, product=product, author=author, rating=rating, created_at=when)
+    await db_session.commit()
+    first_page = {"first": 2, "order": {"field": "RATING", "direction": "DESC"}}
+    alone = await gql(client, ALONE, {"id": encode_global_id("Product", products[2].id), **first_page})
+    cursor = alone["node"]["reviews"]["pageInfo"]["endCursor"]  # a position; every product has rows past it
+    pages = [
+        first_page,
+        {**first_page, "after": cursor},
+        {"last": 2, "order": {"field": "RATING", "direction": "DESC"}, "before": cursor},
+        {"first": 3, "order": {"field": "CREATED_AT", "direction": "ASC"}},
+        {"last": 2},
+    ]
+
+    for page in pages:
+        # when: every product's page in one statement, and each product's page asked alone
+        with count_statements(app) as statements:
+            batched = await gql(client, BATCHED, page)
+        by_product = {node["id"]: node["reviews"] for node in batched["products"]["nodes"]}
+        # then
+        assert len(statements) == 2, statements  # the products, then all their pages
+        # PostgreSQL reads each product's page by itself (LATERAL); SQLite numbers every row (a window)
+        assert ("JOIN LATERAL" in statements[1]) == (app.state.engine.dialect.name == "postgresql")
+        assert len(by_product) == 3
+        for product in products:
+            gid = encode_global_id("Product", product.id)
+            own = (await gql(client, ALONE, {"id": gid, **page}))["node"]["reviews"]
+            assert by_product[gid] == own, (page, gid)
+        assert any(reviews["nodes"] for reviews in by_product.values())
