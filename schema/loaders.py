@@ -72,6 +72,7 @@ class BatchLoader(DataLoader[K, V]):
             values: Future[list[V]] = self.loop.create_future()
             values.set_result([primed[key] for key in keys])
             return values
+        queued = len(self._queue)
         futures = [self.load(key) for key in keys]
         if all(future.done() and not future.cancelled() for future in futures):
             held: Future[list[V]] = self.loop.create_future()
@@ -81,7 +82,47 @@ class BatchLoader(DataLoader[K, V]):
             else:
                 held.set_exception(failed)
             return held
-        return gather(*futures)
+        if self.max_batch_size:
+            return gather(*futures)  # a queue split into batches is not resolved at once
+        return self._all_of(futures, [entry.future for entry in self._queue[queued:]])
+
+    def _all_of(self, futures: "list[Future[V]]", queued: "list[Future[V]]") -> "Future[list[V]]":
+        """One future of all these values (or the first failure found), woken once per batch, not per key.
+
+        `gather` wakes once per future: a callback each, each a turn of the event loop (a page of
+        50 products' reviews: 50). The futures this call queued are resolved together, in queue
+        order, in one pass of aiodataloader's dispatch (values or failure): the last of them stands
+        for all. Any other future not done yet (queued before, or in flight) is waited for by itself.
+        """
+        outer: Future[list[V]] = self.loop.create_future()
+        mine = {id(future) for future in queued}
+        watched = [
+            future
+            for future in {id(future): future for future in futures}.values()
+            if not future.done() and id(future) not in mine
+        ]
+        if queued:
+            watched.append(queued[-1])
+        remaining = len(watched)
+
+        def settle(_done: "Future[V]") -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining or outer.done():
+                return
+            for future in futures:
+                if future.cancelled():
+                    outer.cancel()
+                    return
+                failed = future.exception()
+                if failed is not None:
+                    outer.set_exception(failed)
+                    return
+            outer.set_result([future.result() for future in futures])
+
+        for future in watched:
+            future.add_done_callback(settle)
+        return outer
 
     def clear(self, key: K) -> Self:
         self._primed.pop(key, None)

@@ -1,6 +1,7 @@
 """BatchLoader: a primed value costs no future until it is loaded, and behaves as aiodataloader's would."""
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,71 @@ def test_a_loader_mapping_its_keys_is_refused() -> None:
         class Mapping(BatchLoader[str, int]):
             def get_cache_key(self, key: str) -> str:
                 return key.lower()
+
+
+class Gated(BatchLoader[int, int]):
+    """Doubles its keys; a batch holding a key in `failing` fails; each batch waits for `gate` first."""
+
+    def __init__(self, failing: frozenset[int] = frozenset()) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.failing = failing
+        self.batches: list[list[int]] = []
+
+    async def batch_load_fn(self, keys: list[int]) -> list[int]:
+        self.batches.append(keys)
+        await self.gate.wait()
+        if self.failing & set(keys):
+            raise LookupError("the store is gone")
+        return [key * 2 for key in keys]
+
+
+async def _dispatched() -> None:
+    """Let the loop run the loaders' scheduled dispatches up to their batch functions."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_keys_queued_together_wake_their_caller_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    loader = Gated()
+    loop = asyncio.get_running_loop()
+    values = loader.load_many(range(1, 51))
+    await _dispatched()  # the batch waits at the gate
+    assert loader.batches == [list(range(1, 51))]
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counting)
+    loader.gate.set()
+    assert await values == [key * 2 for key in range(1, 51)]
+    # gather would have scheduled a callback per key (50); here: the batch's task and one wake-up
+    assert len(scheduled) < 5, scheduled
+
+
+async def test_keys_in_flight_and_keys_queued_now_are_all_waited_for() -> None:
+    loader = Gated()
+    first = loader.load_many([1, 2])
+    await _dispatched()  # keys 1 and 2 are in flight, in a batch of their own
+    later = loader.load_many([2, 3, 1, 3, 4])
+    await _dispatched()
+    assert loader.batches == [[1, 2], [3, 4]]
+    assert not later.done()
+    loader.gate.set()
+    assert await later == [4, 6, 2, 6, 8]
+    assert await first == [2, 4]
+
+
+async def test_a_failed_batch_fails_the_load_and_is_not_cached() -> None:
+    loader = Gated(failing=frozenset({3}))
+    loader.prime(1, 10)
+    values = loader.load_many([1, 2, 3])
+    loader.gate.set()
+    with pytest.raises(LookupError, match="the store is gone"):
+        await values
+    loader.failing = frozenset()
+    assert await loader.load_many([2, 3]) == [4, 6]  # aiodataloader forgets the failed keys
+    assert loader.batches == [[2, 3], [2, 3]]
