@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    FromClause,
     Numeric,
     Select,
     bindparam,
@@ -335,27 +336,22 @@ _UNDATED_REVIEW_CARDS = _ReviewRows(
 )
 
 
-def _review_window(
-    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, rows: _ReviewRows[Any]
+def _review_page_statement(
+    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, rows: _ReviewRows[Any], *, lateral: bool
 ) -> Select[Any]:
-    inner, on_page, order = keyset_window(stmt, partition, ordering, Review.id, page)
-    return (
-        select(*(inner.c[column.key] for column in rows.reviews), *rows.authors)
-        .join(User, User.id == inner.c.user_id)
-        .where(on_page)
-        .order_by(*order)
-    )
-
-
-def _review_lateral(
-    stmt: Select[Any], partition: Any, ordering: Ordering, page: PageRequest, rows: _ReviewRows[Any]
-) -> Select[Any]:
-    parents, paged, order = keyset_lateral(stmt, partition, ordering, Review.id, page)
+    """Each parent's page of the reviews `stmt` selects, with their authors' columns, in one statement."""
+    on_page: list[ColumnElement[bool]] = []
+    source: FromClause
+    if lateral:
+        parents, paged, order = keyset_lateral(stmt, partition, ordering, Review.id, page)
+        source = parents.join(paged, true())
+    else:
+        paged, bound, order = keyset_window(stmt, partition, ordering, Review.id, page)
+        source, on_page = paged, [bound]
     return (
         select(*(paged.c[column.key] for column in rows.reviews), *rows.authors)
-        .select_from(parents)
-        .join(paged, true())
-        .join(User, User.id == paged.c.user_id)
+        .select_from(source.join(User, User.id == paged.c.user_id))
+        .where(*on_page)
         .order_by(*order)
     )
 
@@ -375,11 +371,10 @@ async def _review_pages(
     paged = _REVIEW_WINDOWS.get(key)
     if paged is None:
         reviews = _reviews(published_only=published_only, columns=rows.reviews)
-        if dialect == "postgresql" and not single:
-            statement = _review_lateral(reviews, partition, ordering, page, rows)
-        else:
-            parents = one_of(partition, "parent_ids", dialect, single=single)
-            statement = _review_window(reviews.where(parents), partition, ordering, page, rows)
+        lateral = dialect == "postgresql" and not single  # one parent: its `= $1` window is as cheap
+        if not lateral:
+            reviews = reviews.where(one_of(partition, "parent_ids", dialect, single=single))
+        statement = _review_page_statement(reviews, partition, ordering, page, rows, lateral=lateral)
         paged = _REVIEW_WINDOWS[key] = Prepared(statement)
     pages: dict[int, list[T]] = defaultdict(list)
     parameters = {"parent_ids": keys_value(parent_ids, single=single), **page_parameters(page)}

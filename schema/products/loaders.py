@@ -4,14 +4,14 @@ Every nested catalog field resolves through one relation declared here (see sche
 its loader, the rows its parent's statement joins, and what the look-ahead warms below it.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domains.common.keyset import Ordering, PageRequest, attribute_key
+from domains.common.keyset import Ordering, Page, PageRequest, attribute_key
 from domains.common.principal import Principal
 from domains.products import models
 from domains.products import repository as products_repository
@@ -20,11 +20,15 @@ from schema.loaders import (
     ChildrenByParentLoader,
     CountByParentLoader,
     PageByParentLoader,
+    PageKey,
     RowByKeyLoader,
 )
 from schema.products.inputs import review_page_from_arguments
 from schema.relations import PageOf, ToMany, ToOne, in_order
 from schema.unit_of_work import RequestDb
+
+if TYPE_CHECKING:
+    from schema.context import Loaders
 
 
 class ProductByIdLoader(RowByKeyLoader[int, models.ProductView]):
@@ -206,21 +210,25 @@ PRODUCT_REVIEWS: PageOf[models.ProductView, models.ReviewView] = PageOf(
     # primed each author a second time and asked for it again: about 4 % of a TopProducts request).
     below=(REVIEW_PRODUCT,),
 )
-# PRODUCT_REVIEWS for a selection that reads only the reviews' cards (see `Narrower`).
-PRODUCT_REVIEW_CARDS: PageOf[models.ProductView, models.ReviewCard] = PageOf(
-    field="reviews",
-    pages=lambda loaders: loaders.products.review_cards_by_product_id,
-    counts=lambda loaders: loaders.products.review_count_by_product_id,
-    key_of=_id,
-    page_of=review_page_from_arguments,
-)
-# PRODUCT_REVIEW_CARDS without the reviews' dates, for a selection that reads neither them nor cursors.
-PRODUCT_UNDATED_REVIEW_CARDS: PageOf[models.ProductView, models.ReviewCard] = PageOf(
-    field="reviews",
-    pages=lambda loaders: loaders.products.undated_review_cards_by_product_id,
-    counts=lambda loaders: loaders.products.review_count_by_product_id,
-    key_of=_id,
-    page_of=review_page_from_arguments,
+
+
+def _review_cards_of_products(
+    pages: "Callable[[Loaders], DataLoader[PageKey, Page[models.ReviewCard]]]",
+) -> PageOf[models.ProductView, models.ReviewCard]:
+    """PRODUCT_REVIEWS for a selection that reads only the reviews' cards (see `Narrower`)."""
+    return PageOf(
+        field="reviews",
+        pages=pages,
+        counts=lambda loaders: loaders.products.review_count_by_product_id,
+        key_of=_id,
+        page_of=review_page_from_arguments,
+    )
+
+
+PRODUCT_REVIEW_CARDS = _review_cards_of_products(lambda loaders: loaders.products.review_cards_by_product_id)
+# Without the reviews' dates, for a selection that reads neither them nor cursors.
+PRODUCT_UNDATED_REVIEW_CARDS = _review_cards_of_products(
+    lambda loaders: loaders.products.undated_review_cards_by_product_id
 )
 USER_REVIEWS: PageOf[UserView, models.ReviewView] = PageOf(
     field="reviews",
