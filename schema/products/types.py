@@ -1,7 +1,6 @@
 """GraphQL types of the catalog: Category, Product, Review."""
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Optional, Self
 
@@ -77,9 +76,14 @@ REVIEW_CARD_READS: Reads = {
 }
 
 
-def _review_cards(relation: PageOf[models.ProductView, models.ReviewCard]) -> "PageOfField[models.ReviewCard, Review]":
+def _review_cards(
+    relation: PageOf[models.ProductView, models.ReviewCard], narrower: Narrower | None = None
+) -> "PageOfField[models.ReviewCard, Review]":
     return relation.resolver(
-        key=lambda product: product.pk, page=review_page, convert=lambda card: Review.from_card(card)
+        key=lambda product: product.pk,
+        page=review_page,
+        convert=lambda card: Review.from_card(card),
+        narrower=narrower,
     )
 
 
@@ -89,8 +93,8 @@ _PRODUCT_REVIEWS = PRODUCT_REVIEWS.resolver(
     convert=lambda row: Review.from_model(row),
     narrower=Narrower(
         REVIEW_CARD_READS,
-        replace(
-            _review_cards(PRODUCT_REVIEW_CARDS),
+        _review_cards(
+            PRODUCT_REVIEW_CARDS,
             narrower=Narrower(UNDATED_REVIEW_CARD_READS, _review_cards(PRODUCT_UNDATED_REVIEW_CARDS)),
         ),
     ),
