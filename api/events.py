@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
-from api.background import running
 from api.settings import Settings
 from domains.common import outbox
+from domains.common.background import running
 from domains.common.base import utcnow
 from schema.events import Event, EventBus, RedisEventBus
 from schema.unit_of_work import PublishCommitted

@@ -25,7 +25,7 @@ from prometheus_fastapi_instrumentator.metrics import Info
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-from api.background import running
+from domains.common.background import running
 
 LAG_SAMPLE_SECONDS = 0.5
 

@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
 from taskiq_redis import RedisStreamBroker
 
-from api.background import running, stop
 from api.db import create_engine, create_sessionmaker
 from api.observability import configure_logging
 from api.settings import Settings
 from domains.common.attempts import RetryPolicy
+from domains.common.background import running, stop
 from tasks import metrics, sender
 from tasks.config import TaskConfig
 from tasks.jobs import PURGE, REDRIVE, RUNTIME, Runtime, send

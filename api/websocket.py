@@ -22,9 +22,9 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMessage
 
-from api.background import running, stop
 from api.context import RequestContext
 from api.persisted import PersistedOperations, PersistedQueryError
+from domains.common.background import running, stop
 from schema import metrics
 
 TRY_AGAIN_LATER = 1013
@@ -97,7 +97,7 @@ class OperationScopedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestCon
 
     async def shutdown(self) -> None:
         # Strawberry cancels each operation once and then awaits it: a cancellation lost on Python
-        # 3.11 (see api.background) would hold this socket's teardown, and its operation, forever.
+        # 3.11 (see domains.common.background) would hold this socket's teardown, and its operation, forever.
         await asyncio.gather(*(stop(operation.task) for operation in self.operations.values() if operation.task))
         await super().shutdown()
 

@@ -1,6 +1,5 @@
 """The one Strawberry schema, composed from every domain's root types."""
 
-import asyncio
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from domains.common.background import Deadline
 from schema import metrics
 from schema.compiled.extension import CompiledExecution, release_executor
 from schema.compiled.plan import PlanCache
@@ -147,9 +147,12 @@ class StorefrontSchema(strawberry.Schema):
         )
         if not isinstance(context_value, Context):
             return await run
+        # Cancelled again while it runs on: on Python 3.11 one cancellation can be lost inside
+        # `asyncio.wait_for` (redis-py's sends), and the operation would then go on past the ceiling,
+        # waiting on a lock with nothing left to stop it.
         ceiling = context_value.settings.operation_timeout_seconds
         try:
-            async with asyncio.timeout(ceiling):
+            async with Deadline(ceiling):
                 return await run
         except TimeoutError:
             metrics.OPERATION_TIMEOUTS.inc()

@@ -103,23 +103,10 @@ class BatchLoader(DataLoader[K, V]):
         ]
         if queued:
             watched.append(queued[-1])
-        remaining = len(watched)
-
-        def settle(_done: "Future[V]") -> None:
-            nonlocal remaining
-            remaining -= 1
-            if remaining or outer.done():
-                return
-            for future in futures:
-                if future.cancelled():
-                    outer.cancel()
-                    return
-                failed = future.exception()
-                if failed is not None:
-                    outer.set_exception(failed)
-                    return
-            outer.set_result([future.result() for future in futures])
-
+        settle = _AllOf(outer, futures, len(watched))
+        if not watched:  # nothing left to wait for (a future cancelled already): settle now, not never
+            settle.remaining = 1
+            settle(None)
         for future in watched:
             future.add_done_callback(settle)
         return outer
@@ -131,6 +118,41 @@ class BatchLoader(DataLoader[K, V]):
     def clear_all(self) -> Self:
         self._primed.clear()
         return super().clear_all()
+
+
+class _AllOf(Generic[V]):
+    """The done-callback of `BatchLoader._all_of`: settles `outer` once every watched future is done.
+
+    An object, not a closure: a closure that registers itself again (below) holds itself in its own
+    cell, a reference cycle that would keep the request's futures and values for the cyclic collector.
+    """
+
+    __slots__ = ("futures", "outer", "remaining")
+
+    def __init__(self, outer: "Future[list[V]]", futures: "list[Future[V]]", remaining: int) -> None:
+        self.outer = outer
+        self.futures = futures
+        self.remaining = remaining
+
+    def __call__(self, _done: "Future[V] | None") -> None:
+        self.remaining -= 1
+        outer = self.outer
+        if self.remaining > 0 or outer.done():
+            return
+        pending = next((future for future in self.futures if not future.done()), None)
+        if pending is not None:  # the last one was cancelled (by another waiter) before its batch ended
+            self.remaining = 1
+            pending.add_done_callback(self)
+            return
+        for future in self.futures:
+            if future.cancelled():
+                outer.cancel()
+                return
+            failed = future.exception()
+            if failed is not None:
+                outer.set_exception(failed)
+                return
+        outer.set_result([future.result() for future in self.futures])
 
 
 class RowByKeyLoader(BatchLoader[K, RowT | None], Generic[K, RowT]):

@@ -94,8 +94,14 @@ class RequestDb:
                 await self._close()
 
     async def close(self) -> None:
-        """Release the connection; never commits."""
-        await self._close()
+        """Release the connection; never commits.
+
+        Waits for a read in flight (a loader's batch an operation cut short left running): closed under
+        it, the batch's next statement would open a transaction on a new connection that nobody ends,
+        holding its locks.
+        """
+        async with self._lock:
+            await self._close()
 
     async def _close(self) -> None:
         end_reads(self._session)

@@ -137,3 +137,36 @@ async def test_a_failed_batch_fails_the_load_and_is_not_cached() -> None:
     loader.failing = frozenset()
     assert await loader.load_many([2, 3]) == [4, 6]  # aiodataloader forgets the failed keys
     assert loader.batches == [[2, 3], [2, 3]]
+
+
+async def test_a_load_of_a_key_whose_wait_was_cancelled_ends_cancelled_and_does_not_hang() -> None:
+    # A task awaiting a loader's future cancels that future when it is cancelled (a timed-out operation),
+    # and aiodataloader keeps it cached: a later load_many of that key has nothing left to wake it.
+    loader = Gated()
+    waiting = asyncio.ensure_future(loader.load(1))
+    await _dispatched()
+    waiting.cancel()
+    await asyncio.sleep(0)
+    assert loader._cache[1].cancelled()
+    loader.prime(2, 4)
+    again = loader.load_many([1, 2])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(again, 5)
+    loader.gate.set()
+
+
+async def test_a_load_whose_last_key_is_cancelled_by_another_waiter_still_waits_for_the_rest() -> None:
+    # given: keys 1 and 2 queued together; another waiter cancels key 2's (shared, cached) future
+    loader = Gated()
+    values = loader.load_many([1, 2])
+    await _dispatched()
+    loader._cache[2].cancel()
+    await asyncio.sleep(0)
+
+    # when: the batch ends
+    loader.gate.set()
+
+    # then: the load ends (cancelled, as key 2 was) once key 1 has its value, and does not hang
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(values, 5)
+    assert loader._cache[1].result() == 2

@@ -2,12 +2,13 @@
 
 import asyncio
 
+import pytest
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 
 from api.app import create_app
-from api.background import running, stop
 from api.settings import Settings
+from domains.common.background import DEADLINE_RETRY_SECONDS, Deadline, running, stop
 
 HANG = 10  # seconds after which a stop that never ends fails the test instead of hanging it
 
@@ -66,3 +67,44 @@ async def test_the_app_stops_at_once_however_soon_after_starting(settings: Setti
 
     # then
     assert cycles == 20
+
+
+async def test_a_deadline_whose_cancellation_is_lost_cancels_again_and_raises_timeout_error() -> None:
+    # given: a block that swallows its first cancellation, as one inside Python 3.11's wait_for can
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+
+    # when
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        async with Deadline(0.05):
+            await stubborn()
+    waited = asyncio.get_running_loop().time() - started
+
+    # then: cancelled twice, a retry after the deadline, and the task is left with no cancellation pending
+    assert swallowed == 2
+    assert waited < DEADLINE_RETRY_SECONDS + 1
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+
+
+async def test_a_deadline_met_leaves_the_result_and_no_timer_behind() -> None:
+    async with Deadline(5) as deadline:
+        handle = deadline._handle
+        await asyncio.sleep(0)
+    assert handle is not None
+    assert handle.cancelled()
+    assert deadline._handle is None
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0

@@ -113,6 +113,37 @@ async def test_release_without_a_read_holds_nothing_and_a_unit_of_work_still_com
     await db.close()
 
 
+async def test_close_waits_for_a_read_in_flight_and_leaves_no_transaction_open(engine: AsyncEngine) -> None:
+    # given: a loader's batch reading in two statements, left running by an operation cut short
+    db = RequestDb(create_sessionmaker(engine)())
+    between = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def batch() -> int:
+        async with db.read() as session:
+            await session.execute(select(func.count()).select_from(Category))
+            between.set()
+            await go_on.wait()
+            return int(await session.scalar(select(func.count()).select_from(Category)) or 0)
+
+    reading = asyncio.create_task(batch())
+    await between.wait()
+
+    # when: the request closes its unit of work between the batch's statements
+    closing = asyncio.create_task(db.close())
+    await asyncio.sleep(0.1)
+    closed_early = closing.done()
+    go_on.set()
+    count = await reading
+    await closing
+
+    # then: the close waited for the batch, and nothing is left checked out (closed under it, the
+    # batch's second statement would have begun a transaction on a connection nobody gives back)
+    assert not closed_early
+    assert count == 0
+    assert _checked_out(engine) == 0
+
+
 def test_a_file_database_gets_the_pool_the_settings_size(settings: Settings) -> None:
     # given
     small = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 1, "db_pool_timeout": 3.0})

@@ -95,3 +95,34 @@ async def test_an_operation_within_the_ceiling_is_untouched(impatient_app: FastA
     async with AsyncClient(transport=ASGITransport(app=impatient_app), base_url="http://t") as client:
         response = await client.post("/graphql", json=READ)
     assert response.json()["data"] == {"products": {"nodes": []}}
+
+
+async def test_the_ceiling_holds_when_its_first_cancellation_is_lost(
+    impatient_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the cost budget's store loses the first cancellation, as Python 3.11's `asyncio.wait_for`
+    # (redis-py sends every command through it) does when the cancellation meets the command's result
+    rate_limits = impatient_app.state.rate_limits
+    spend_cost = rate_limits.spend_cost
+    lost: list[bool] = []
+
+    async def losing_a_cancellation(client: str, cost: int) -> object:
+        try:
+            await asyncio.sleep(CEILING_SECONDS * 2)
+        except asyncio.CancelledError:
+            lost.append(True)  # swallowed: the operation goes on
+        await asyncio.sleep(60)  # and waits as a statement on a held lock would
+        return await spend_cost(client, cost)
+
+    monkeypatch.setattr(rate_limits, "spend_cost", losing_a_cancellation)
+
+    # when
+    async with AsyncClient(transport=ASGITransport(app=impatient_app), base_url="http://t") as client:
+        started = time.monotonic()
+        response = await asyncio.wait_for(client.post("/graphql", json=READ), 30)
+        waited = time.monotonic() - started
+
+    # then: cancelled again, and answered at the ceiling, not after the minute
+    assert lost == [True]
+    assert waited < 10
+    assert error_codes(response.json()) == ["OPERATION_TIMEOUT"]

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from graphql.execution.executor import Executor
 from httpx import AsyncClient
 
+from domains.common.keyset import Page
 from schema.context import Context
 from schema.products.types import Product
 from tests.compiled.support import Catalog
@@ -23,6 +24,8 @@ from tests.compiled.support import Catalog
 PAGE = (
     "{ products(first: 5) { edges { node { id name reviews(first: 2) { edges { node { id author { name } } } } } } } }"
 )
+# The executor, the context, objects made of rows, and the loaders' pages (their futures' values).
+KINDS = (Executor, Context, Product, Page)
 NODES = "query ($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Product { name category { name } } } }"
 
 
@@ -46,7 +49,7 @@ async def test_a_finished_request_leaves_no_cycle_behind(
     app: FastAPI, client: AsyncClient, catalog: Catalog, compiled: bool, document: str, collector_off: None
 ) -> None:
     app.state.settings.graphql_compiled = compiled
-    before = {kind: _alive(kind) for kind in (Executor, Context, Product)}
+    before = {kind: _alive(kind) for kind in KINDS}
     ids = [Product.global_id(pk) for pk in catalog.products[:3]]
     response = await client.post("/graphql", json={"query": document, "variables": {"ids": ids}})
     assert response.status_code == 200
@@ -59,4 +62,4 @@ async def test_a_finished_request_leaves_no_cycle_behind(
     del response, body
     for _ in range(5):
         await asyncio.sleep(0)  # callbacks the loop still holds (a gather's, once its last value came) run first
-    assert {kind: _alive(kind) for kind in (Executor, Context, Product)} == before
+    assert {kind: _alive(kind) for kind in KINDS} == before
