@@ -27,8 +27,8 @@ from api.events import after_commit, create_event_bus, running_bus, running_rela
 from api.graphql import GraphQLHTTPEndpoint, create_graphql_router
 from api.http import PREFLIGHT_HEADERS, HTTPRefusal, refusal_response
 from api.limits import RequestRateLimitMiddleware, create_limit_storage
-from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from api.observability import AccessLogMiddleware, ExceptionMiddleware, RequestIdMiddleware, configure_logging
+from api.middleware import BodyLimitMiddleware
+from api.observability import EdgeMiddleware, configure_logging
 from api.persisted import PersistedOperations, create_document_store, trusted_documents
 from api.settings import Settings, get_settings
 from api.tasks import running_in_process, task_broker, task_config
@@ -136,10 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    # Added last = outermost. In order of arrival: the client address from trusted proxies, request id
-    # (so every later line has it), access log, security headers (on every answer, the 500 too),
-    # exception handling, Prometheus timing, CORS (so a 429 or 413 carries its headers), the /graphql
-    # request rate (before the body is read), TrustedHost, the body limit, then the routes.
+    # Added last = outermost. In order of arrival: the client address from trusted proxies, the edge
+    # (request id, so every later line has it; access log; security headers on every answer, the 500
+    # too; exception handling), Prometheus timing, CORS (so a 429 or 413 carries its headers), the
+    # /graphql request rate (before the body is read), TrustedHost, the body limit, then the routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(RequestRateLimitMiddleware)
@@ -153,10 +153,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             max_age=CORS_MAX_AGE_SECONDS,
         )
     metrics.instrument(app, settings.metrics_networks)
-    app.add_middleware(ExceptionMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware)
     # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 

@@ -1,6 +1,5 @@
-"""ASGI middleware of the HTTP edge: the request body limit and the security headers."""
+"""ASGI middleware of the HTTP edge: the request body limit; the security headers every answer carries."""
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,10 +40,11 @@ def _declared_length(scope: Scope) -> int | None:
 class BodyLimitMiddleware:
     """Cap request bodies (declared or streamed) and WebSocket messages at `max_bytes`.
 
-    A Content-Length over the limit is refused before the app runs. A body without one (chunked) is
-    counted chunk by chunk as the app reads it, and refused as soon as it passes the limit: the
-    app never holds more than the limit plus one chunk. The exception is an HTTPException(413), so
-    the app's own handler answers it; if something outside a route read the body, it is answered here.
+    A Content-Length over the limit is refused before the app runs; one within it is all the server
+    delivers. A body without one (chunked) is counted chunk by chunk as the app reads it, and refused
+    as soon as it passes the limit: the app never holds more than the limit plus one chunk. The
+    exception is an HTTPException(413), so the app's own handler answers it; if something outside a
+    route read the body, it is answered here.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
@@ -59,8 +59,13 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = _declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self._refuse(scope, receive, send)
+            else:
+                # The server frames the body by its Content-Length (uvicorn refuses one sent with
+                # Transfer-Encoding too): the app can read no more than declared, nothing to count.
+                await self.app(scope, receive, send)
             return
         received = 0
         started = False
@@ -111,25 +116,3 @@ class BodyLimitMiddleware:
                 await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
-
-
-class SecurityHeadersMiddleware:
-    """Set nosniff, no-referrer and no-framing on every HTTP response, and a CSP unless it has one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                headers.setdefault("content-security-policy", API_CONTENT_SECURITY_POLICY)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

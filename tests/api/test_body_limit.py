@@ -1,6 +1,7 @@
 """The request body limit: a declared length over it is refused unread, a streamed body as soon as it passes it."""
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from websockets.typing import Subprotocol
 
 from api.app import create_app
 from api.middleware import BodyLimitMiddleware
-from api.observability import ExceptionMiddleware
+from api.observability import EdgeMiddleware
 from api.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from tests.servers import Uvicorn
 
@@ -113,7 +114,7 @@ async def _read_everything(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def test_a_body_read_outside_a_route_is_answered_413_and_never_becomes_a_500() -> None:
     # given: the exception middleware outside the limit, as create_app orders them
-    app = ExceptionMiddleware(BodyLimitMiddleware(_read_everything, max_bytes=SMALL_LIMIT))
+    app = EdgeMiddleware(BodyLimitMiddleware(_read_everything, max_bytes=SMALL_LIMIT))
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as http:
         # when
         over = await http.post("/", content=Chunks(count=3, size=100))
@@ -151,6 +152,32 @@ async def test_a_real_server_answers_413_while_the_chunked_body_is_still_arrivin
 
     # then
     assert status_line.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_a_small_content_length_beside_a_chunked_body_is_refused_by_the_server(live_server: Uvicorn) -> None:
+    # given: a declared length within the limit, which the app trusts, and a chunked body past it
+    url = urlsplit(live_server.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = f"{CHUNK:x}\r\n".encode() + b" " * CHUNK + b"\r\n"
+
+    # when
+    writer.write(head.encode() + chunk * (DEFAULT_MAX_BODY_BYTES // CHUNK + 1) + b"0\r\n\r\n")
+    try:
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), WAIT_SECONDS)
+    except ConnectionResetError:
+        status_line = b""  # refused before it read everything: as good as a 400
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionResetError):
+            await writer.wait_closed()
+
+    # then: the server refuses the request's framing; the app never sees a body longer than declared
+    assert status_line == b"" or status_line.startswith(b"HTTP/1.1 400 "), status_line
 
 
 async def test_a_websocket_message_over_the_limit_closes_the_connection_with_1009(
