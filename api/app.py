@@ -141,7 +141,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # too; exception handling), Prometheus timing, CORS (so a 429 or 413 carries its headers), the
     # /graphql request rate (before the body is read), TrustedHost, the body limit, then the routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+    if "*" not in settings.trusted_hosts:  # with "*" it lets everything through: no layer at all
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(RequestRateLimitMiddleware)
     if settings.allowed_origins:
         app.add_middleware(
@@ -154,8 +155,10 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         )
     metrics.instrument(app, settings.metrics_networks)
     app.add_middleware(EdgeMiddleware)
-    # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one.
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    # X-Forwarded-For is believed only from TRUSTED_PROXIES (addresses or networks); empty: from no one,
+    # and no layer that would look up each peer among none.
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
 
 @asynccontextmanager
