@@ -1,10 +1,11 @@
 """Logging set-up, and the middleware that gives every request an id, an access line, its security headers
 and a safety net.
 
-Middleware order, outermost first (api/app.py): proxy headers → the edge (request id, access log,
-security headers, exception handling) → Prometheus timing → CORS → the request rate → TrustedHost →
-body limit → the app. The request id is bound first so every later line carries it. The body limit
-answers its own 413 (an HTTPException), so it never reaches the exception handling here as a 500.
+Middleware order, outermost first (api/app.py): proxy headers (with TRUSTED_PROXIES) → the edge
+(request id, access log, security headers, exception handling) → Prometheus timing → CORS → the
+request rate → TrustedHost (unless it allows '*') → body limit → the app. The request id is bound
+first so every later line carries it. The body limit answers its own 413 (an HTTPException), so it
+never reaches the exception handling here as a 500.
 """
 
 import logging
@@ -121,8 +122,8 @@ class EdgeMiddleware:
       every HTTP answer, the 500 included;
     - an exception no layer handled becomes a bare 500 naming only the request id, logged in full.
 
-    One layer, not four: each would wrap `send` and add a frame to every request (about a twentieth
-    of a `{ __typename }` request's instructions went to the four).
+    One layer, not four: each wrapped `send` and added a frame to every request (the four took 0.19 M
+    of the 2.16 M instructions of a `{ __typename }` request, by cachegrind in process).
     """
 
     def __init__(self, app: ASGIApp) -> None:

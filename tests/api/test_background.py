@@ -13,21 +13,26 @@ from domains.common.background import DEADLINE_RETRY_SECONDS, Deadline, running,
 HANG = 10  # seconds after which a stop that never ends fails the test instead of hanging it
 
 
-async def test_a_task_that_swallows_its_cancellation_is_cancelled_again_until_it_ends() -> None:
-    # given: a task that loses the first cancellation, as one inside Python 3.11's wait_for can
-    swallowed = 0
+class Stubborn:
+    """Waits for ever, losing its first cancellation as one inside Python 3.11's wait_for can."""
 
-    async def stubborn() -> None:
-        nonlocal swallowed
+    def __init__(self) -> None:
+        self.swallowed = 0
+
+    async def wait(self) -> None:
         while True:
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:
-                swallowed += 1
-                if swallowed > 1:
+                self.swallowed += 1
+                if self.swallowed > 1:
                     raise
 
-    task = asyncio.create_task(stubborn())
+
+async def test_a_task_that_swallows_its_cancellation_is_cancelled_again_until_it_ends() -> None:
+    # given
+    stubborn = Stubborn()
+    task = asyncio.create_task(stubborn.wait())
     await asyncio.sleep(0)
 
     # when
@@ -36,7 +41,7 @@ async def test_a_task_that_swallows_its_cancellation_is_cancelled_again_until_it
 
     # then
     assert task.cancelled()
-    assert swallowed == 2
+    assert stubborn.swallowed == 2
 
 
 async def test_a_task_that_failed_is_stopped_without_raising_into_the_caller() -> None:
@@ -70,28 +75,18 @@ async def test_the_app_stops_at_once_however_soon_after_starting(settings: Setti
 
 
 async def test_a_deadline_whose_cancellation_is_lost_cancels_again_and_raises_timeout_error() -> None:
-    # given: a block that swallows its first cancellation, as one inside Python 3.11's wait_for can
-    swallowed = 0
-
-    async def stubborn() -> None:
-        nonlocal swallowed
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                swallowed += 1
-                if swallowed > 1:
-                    raise
+    # given: a block that swallows its first cancellation
+    stubborn = Stubborn()
 
     # when
     started = asyncio.get_running_loop().time()
     with pytest.raises(TimeoutError):
         async with Deadline(0.05):
-            await stubborn()
+            await stubborn.wait()
     waited = asyncio.get_running_loop().time() - started
 
     # then: cancelled twice, a retry after the deadline, and the task is left with no cancellation pending
-    assert swallowed == 2
+    assert stubborn.swallowed == 2
     assert waited < DEADLINE_RETRY_SECONDS + 1
     task = asyncio.current_task()
     assert task is not None
