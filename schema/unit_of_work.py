@@ -101,7 +101,8 @@ class RequestDb:
         holding its locks.
         """
         async with self._lock:
-            await self._close()
+            if self._reading or self._session.in_transaction():
+                await self._close()  # else it holds no connection (never used, or released): nothing to give back
 
     async def _close(self) -> None:
         end_reads(self._session)

@@ -10,12 +10,14 @@ still leaves one: its exception's traceback holds the frames that raised it, as 
 import asyncio
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from graphql.execution.executor import Executor
 from httpx import AsyncClient
 
+from api.graphql import StorefrontGraphQLRouter
 from domains.common.keyset import Page
 from schema.context import Context
 from schema.products.types import Product
@@ -63,3 +65,28 @@ async def test_a_finished_request_leaves_no_cycle_behind(
     for _ in range(5):
         await asyncio.sleep(0)  # callbacks the loop still holds (a gather's, once its last value came) run first
     assert {kind: _alive(kind) for kind in KINDS} == before
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "graphql-core"])
+async def test_a_compiled_query_gives_its_connection_back_before_its_answer_is_built(
+    app: FastAPI, client: AsyncClient, catalog: Catalog, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the pool's count of checked-out connections, taken as the router builds the answer
+    app.state.settings.graphql_compiled = compiled
+    router = StorefrontGraphQLRouter
+    create_response = router.create_response
+    held: list[int] = []
+
+    def counting(self: Any, response_data: Any, sub_response: Any) -> Any:
+        held.append(app.state.engine.pool.checkedout())
+        return create_response(self, response_data, sub_response)
+
+    monkeypatch.setattr(router, "create_response", counting)
+
+    # when
+    response = await client.post("/graphql", json={"query": PAGE})
+
+    # then: the compiled path has returned it; graphql-core's holds it until the request ends
+    assert len(response.json()["data"]["products"]["edges"]) == 5
+    assert held == [0 if compiled else 1]
+    assert app.state.engine.pool.checkedout() == 0
