@@ -6,16 +6,21 @@ Gunicorn treats every module global as a setting, so helpers are imported under 
 import gc as _gc
 import multiprocessing as _multiprocessing
 import os as _os
+import shutil as _shutil
 import tempfile as _tempfile
 from pathlib import Path as _Path
 from typing import Any as _Any
 
 # Every worker writes its metric samples here and /metrics sums them. It must be in the
 # environment before prometheus_client is imported, which the preloaded app does: hence here.
-_os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _tempfile.mkdtemp(prefix="storefront-metrics-"))
+# One made here is this server's own, removed when it exits; one given in the environment is left as it is.
+_OWN_METRICS_DIR = None
+if not _os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _OWN_METRICS_DIR = _tempfile.mkdtemp(prefix="storefront-metrics-")
+    _os.environ["PROMETHEUS_MULTIPROC_DIR"] = _OWN_METRICS_DIR
 
 # Imported only now: prometheus_client picks single- or multi-process mode when first imported.
-from prometheus_client import multiprocess as _multiprocess
+from prometheus_client import multiprocess as _multiprocess  # noqa: E402 - after the directory is set, above
 
 wsgi_app = "api.app:create_app()"
 # uvicorn-worker's UvicornWorker (uvicorn.workers is deprecated), plus a readiness drain on SIGTERM
@@ -69,6 +74,11 @@ def on_starting(server: _Any) -> None:
     # A reused directory (a volume) still holds the last run's samples: start from zero.
     for stale in _Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
         stale.unlink()
+
+
+def on_exit(server: _Any) -> None:
+    if _OWN_METRICS_DIR is not None:
+        _shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
 
 
 def child_exit(server: _Any, worker: _Any) -> None:

@@ -413,3 +413,25 @@ def test_workers_collect_garbage_at_the_configured_thresholds(
         assert gc.get_threshold() == thresholds
     finally:
         gc.set_threshold(*before)
+
+
+def test_the_metrics_directory_is_made_only_when_none_is_given_and_removed_at_exit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # given: a directory in the environment, then none
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    given = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    made = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    own = made["_OWN_METRICS_DIR"]
+
+    # when: each server exits
+    given["on_exit"](None)
+    existed = Path(own).is_dir()
+    made["on_exit"](None)
+
+    # then: the given one is kept and no other was made for it; the one made is removed
+    assert given["_OWN_METRICS_DIR"] is None
+    assert tmp_path.is_dir()
+    assert existed
+    assert not Path(own).exists()
