@@ -103,9 +103,8 @@ class BatchLoader(DataLoader[K, V]):
         ]
         if queued:
             watched.append(queued[-1])
-        settle = _AllOf(outer, futures, len(watched))
+        settle = _AllOf(outer, futures, len(watched) or 1)
         if not watched:  # nothing left to wait for (a future cancelled already): settle now, not never
-            settle.remaining = 1
             settle(None)
         for future in watched:
             future.add_done_callback(settle)
