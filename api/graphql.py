@@ -163,8 +163,10 @@ class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET naming its document by hash or id has no `query`, and a client's `Accept: */*` would
         # otherwise get the GraphiQL page (or its 404 when off) instead of the operation's answer.
-        named = any(request.query_params.get(name) for name in PERSISTED_PARAMS)
-        return super().should_render_graphql_ide(request) and not named
+        # Strawberry's own test first: a POST (every operation but a GET's) parses no query string.
+        if not super().should_render_graphql_ide(request):
+            return False
+        return not any(request.query_params.get(name) for name in PERSISTED_PARAMS)
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         refuse_cross_site_request(request.headers)

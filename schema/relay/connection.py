@@ -75,6 +75,16 @@ class Edge(Generic[NodeType]):
     page: strawberry.Private[Page[Any]]
     index: strawberry.Private[int]
 
+    @classmethod
+    def at(cls, page: Page[Any], index: int, node: NodeType) -> "Edge[NodeType]":
+        """The edge of row `index` of a page: its three attributes set, without the dataclass's keyword `__init__`.
+
+        Half the cost of `Edge(page=…, index=…, node=…)`; a TopProducts response makes 300 edges.
+        """
+        edge = cls.__new__(cls)
+        edge.page, edge.index, edge.node = page, index, node
+        return edge
+
 
 @strawberry.type(
     name="Connection",
@@ -102,6 +112,7 @@ class Connection(Generic[NodeType]):
         count_total: Callable[[], Awaitable[int]],
     ) -> Self:
         """Wrap a keyset page of rows as a connection of GraphQL nodes."""
-        edges = [Edge(page=page, index=index, node=to_node(row)) for index, row in enumerate(page.rows)]
+        at = Edge.at
+        edges: list[Edge[NodeType]] = [at(page, index, to_node(row)) for index, row in enumerate(page.rows)]
         page_info = PageInfo(has_next_page=page.has_next_page, has_previous_page=page.has_previous_page, page=page)
         return cls(page_info=page_info, edges=edges, count_total=count_total)
