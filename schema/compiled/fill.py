@@ -14,7 +14,7 @@ identifiers are written into it, as attribute reads.
 
 import keyword
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GRAPHQL_MAX_INT, GRAPHQL_MIN_INT
 from graphql.pyutils import Path, Undefined
@@ -117,13 +117,25 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
         return [f"value = {read}", f"out[{key}] = value if {check} else _leaf({completion}, value)"]
     if plan.kind == RELATION:
         # Resolved for every parent of the level at once, after the level is filled (Run.resolve_relations).
-        return [
+        register = [
             _field_path(plan, key),
             f"out[{key}] = None",  # keeps the key's place in the response
             f"relation = relations.get(p{index})",
             "if relation is None:",
             f"    relation = relations[p{index}] = Relation(p{index}, parent, [])",
             "relation.parents.append((source, out, field_path))",
+        ]
+        held = _held(plan)
+        if held is None:
+            return register
+        namespace[f"h{index}"] = held
+        return [
+            f"value = h{index}(source)",
+            "if value is None:",
+            *(f"    {line}" for line in register),
+            "else:",
+            f"    {_field_path(plan, key)}",
+            *(f"    {line}" for line in _store(index, plan, namespace)),
         ]
     call = f"run._call(p{index}, source, info)" if plan.kind == DIRECT else f"run._resolve(p{index}, source, info)"
     return [
@@ -181,6 +193,27 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
             f"    out[{key}] = {slow}",
         ]
     return [f"out[{key}] = {slow}"]
+
+
+def _held(plan: FieldPlan) -> Callable[[Any], Any] | None:
+    """The reader of the related object a parent may hold already (`OneField.held`), when it can be placed inline.
+
+    A review made from a card holds its author (`Review.held_author`): placed as the review is filled,
+    instead of registered as a relation, resolved for the level's reviews together and completed
+    afterwards (a TopProducts page has 250). The relation's own `resolve_all` answers with the held
+    objects only when every parent holds one, and else loads them all; the values are the same
+    either way (the held object is made from the row the loader would load). Only for a selection of
+    plain fields: one with relations of its own would have them batched at one level for parents
+    that hold the object and at the next for those that do not.
+    """
+    held = getattr(plan.relation, "held", None)
+    completion = plan.completion
+    selection = completion.selection
+    if held is None or plan.has_arguments or completion.kind != OBJECT or selection is None:
+        return None
+    if not all(field.kind in (ATTRIBUTE, TYPENAME) for field in selection.fields):
+        return None
+    return cast(Callable[[Any], Any], held)
 
 
 def _fills_now(selection: Selection) -> bool:

@@ -248,3 +248,91 @@ async def test_the_compiled_run_batches_levels_only_while_it_runs() -> None:
     assert not LEVEL_BATCHES.get()
     await _compiled(Loaders())
     assert not LEVEL_BATCHES.get()
+
+
+# A book that may hold its author already (as a review made from a card holds its author): `OneField.held`.
+_HELD_AUTHOR = AUTHOR.resolver(
+    key=lambda book: book.author_id, convert=Author.from_row, held=lambda book: book.held_author
+)
+
+
+@strawberry.type
+class HeldBook:
+    id: int
+    author_id: strawberry.Private[int | None]
+    held_author: strawberry.Private[Author | None]
+
+    @strawberry.field(graphql_type=Author | None, metadata=_HELD_AUTHOR.metadata)
+    def author(self, info: strawberry.Info) -> Any:
+        return _HELD_AUTHOR.resolve(info.context.loaders, self)
+
+
+@strawberry.type
+class HeldQuery:
+    @strawberry.field
+    def books(self) -> list[HeldBook]:
+        # Books 1 and 2 hold their authors; book 3 only names its author's key, book 4 has none.
+        held = {1: Author.from_row(AUTHORS[1]), 2: Author.from_row(AUTHORS[2])}
+        return [HeldBook(id=row.id, author_id=row.author_id, held_author=held.get(row.id)) for row in BOOKS]
+
+
+HELD_SCHEMA = strawberry.Schema(query=HeldQuery)
+
+
+async def _both(document: str) -> tuple[dict[str, Any], Loaders, ExecutionResult, Loaders]:
+    bindings = _bindings(HELD_SCHEMA)
+    loaders, reference_loaders = Loaders(), Loaders()
+    executor: Any = Executor.build(
+        HELD_SCHEMA._schema,
+        parse(document),
+        context_value=_context(loaders),
+        is_awaitable=cast(Any, optimized_is_awaitable),
+    )
+    root = PlanCache(maxsize=8).root(document, executor.operation, executor, bindings)
+    data = await Run(executor, bindings).execute(root)
+    result = execute(HELD_SCHEMA._schema, parse(document), context_value=_context(reference_loaders))
+    assert not isinstance(result, ExecutionResult)
+    return data, loaders, await result, reference_loaders
+
+
+async def test_a_held_related_object_is_placed_with_its_parent_and_the_others_load_in_one_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolved: list[str] = []
+    resolve_all = type(_HELD_AUTHOR).resolve_all
+
+    def counted(field: Any, loaders: Any, parents: Any, arguments: Any) -> Any:
+        resolved.append(", ".join(str(parent.id) for parent in parents))
+        return resolve_all(field, loaders, parents, arguments)
+
+    monkeypatch.setattr(type(_HELD_AUTHOR), "resolve_all", counted)
+    data, loaders, reference, reference_loaders = await _both("{ books { id author { id name } } }")
+    assert reference.errors is None
+    assert data == reference.data
+    assert [book["author"] for book in data["books"]] == [
+        {"id": 1, "name": "Ada"},
+        {"id": 2, "name": "Grace"},
+        {"id": 1, "name": "Ada"},
+        None,
+    ]
+    # Books 1 and 2 placed their authors as they were filled; only books 3 and 4 were resolved as a
+    # relation, and only book 3's key was loaded: as graphql-core's resolver, per book, loads it.
+    assert resolved == ["3, 4"]
+    assert loaders.batches == reference_loaders.batches == [("authors", [1])]
+
+
+async def test_a_held_object_with_relations_of_its_own_stays_a_relation(monkeypatch: pytest.MonkeyPatch) -> None:
+    resolved: list[str] = []
+    resolve_all = type(_HELD_AUTHOR).resolve_all
+
+    def counted(field: Any, loaders: Any, parents: Any, arguments: Any) -> Any:
+        resolved.append(", ".join(str(parent.id) for parent in parents))
+        return resolve_all(field, loaders, parents, arguments)
+
+    monkeypatch.setattr(type(_HELD_AUTHOR), "resolve_all", counted)
+    data, loaders, reference, _ = await _both("{ books { author { name books { title } } } }")
+    assert reference.errors is None
+    assert data == reference.data
+    # Placed inline, the held authors' books would load a level before book 3's author's: one batch each.
+    assert resolved == ["1, 2, 3, 4"]
+    assert loaders.batches == [("authors", [1, 2]), ("books", [1, 2])]
