@@ -24,7 +24,7 @@ from bench.config import COMPILED, GRAPHQL_CORE, WORK_DIR, BenchConfig, ConfigEr
 from bench.load_data import ensure_dataset, max_connections, product_id_sequence
 from bench.loadgen import LoadFiles, ProcessWatcher, run_wrk, wrk_command
 from bench.operations import OPERATIONS, PRODUCT_BY_ID, TOP_PRODUCTS, global_id
-from bench.procs import KIB, memory_kib
+from bench.procs import KIB, memory_kib, postgres_backends
 from bench.report import (
     REFERENCE,
     check_targets,
@@ -62,6 +62,27 @@ def _pool_environment(config: BenchConfig, servers: int) -> dict[str, str]:
     per_worker = min(30, (max_connections(config) - SPARE_CONNECTIONS) // (servers * config.workers))
     size = max(1, per_worker * 2 // 3)
     return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": str(max(0, per_worker - size))}
+
+
+OTHER_CLIENTS_GRACE_S = 10.0  # a server stopped just before the run: its backends take a moment to exit
+
+
+def _refuse_other_clients(config: BenchConfig) -> None:
+    """Refuse to start while anything else is connected to the bench database.
+
+    A server left running from an earlier session or experiment holds its pools' connections (the
+    servers of this run then run out of them: "too many clients already" inside the app, answered as
+    GraphQL errors, not as failed requests) and its background work takes CPU: a run of record that
+    measured that much less than the code (compiled ProductById at c=50: 0.26 of the reference).
+    """
+    deadline = time.monotonic() + OTHER_CLIENTS_GRACE_S
+    while backends := postgres_backends(config.database):
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"bench: {len(backends)} other connection(s) to the database {config.database} (PostgreSQL"
+                f" backends {', '.join(map(str, sorted(backends)))}): stop the server or client using it first"
+            )
+        time.sleep(0.5)
 
 
 def _write_load_files(product_ids: list[int]) -> LoadFiles:
@@ -186,6 +207,7 @@ def bench(config: BenchConfig) -> None:
     # Workers recycled mid-run import the code afresh: note its state now, and compare at the end.
     machine = machine_info()
     code_at_start = code_digest(machine["git_commit"])
+    _refuse_other_clients(config)
     dataset = ensure_dataset(config)
     print(
         f"bench: data set {dataset.products} products ({dataset.published_products} published),"
