@@ -295,17 +295,23 @@ async def _both(document: str) -> tuple[dict[str, Any], Loaders, ExecutionResult
     return data, loaders, await result, reference_loaders
 
 
-async def test_a_held_related_object_is_placed_with_its_parent_and_the_others_load_in_one_batch(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    resolved: list[str] = []
+@pytest.fixture
+def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The parents (their ids) each call of the held author's `resolve_all` was given."""
+    calls: list[str] = []
     resolve_all = type(_HELD_AUTHOR).resolve_all
 
     def counted(field: Any, loaders: Any, parents: Any, arguments: Any) -> Any:
-        resolved.append(", ".join(str(parent.id) for parent in parents))
+        calls.append(", ".join(str(parent.id) for parent in parents))
         return resolve_all(field, loaders, parents, arguments)
 
     monkeypatch.setattr(type(_HELD_AUTHOR), "resolve_all", counted)
+    return calls
+
+
+async def test_a_held_related_object_is_placed_with_its_parent_and_the_others_load_in_one_batch(
+    resolved: list[str],
+) -> None:
     data, loaders, reference, reference_loaders = await _both("{ books { id author { id name } } }")
     assert reference.errors is None
     assert data == reference.data
@@ -321,15 +327,7 @@ async def test_a_held_related_object_is_placed_with_its_parent_and_the_others_lo
     assert loaders.batches == reference_loaders.batches == [("authors", [1])]
 
 
-async def test_a_held_object_with_relations_of_its_own_stays_a_relation(monkeypatch: pytest.MonkeyPatch) -> None:
-    resolved: list[str] = []
-    resolve_all = type(_HELD_AUTHOR).resolve_all
-
-    def counted(field: Any, loaders: Any, parents: Any, arguments: Any) -> Any:
-        resolved.append(", ".join(str(parent.id) for parent in parents))
-        return resolve_all(field, loaders, parents, arguments)
-
-    monkeypatch.setattr(type(_HELD_AUTHOR), "resolve_all", counted)
+async def test_a_held_object_with_relations_of_its_own_stays_a_relation(resolved: list[str]) -> None:
     data, loaders, reference, _ = await _both("{ books { author { name books { title } } } }")
     assert reference.errors is None
     assert data == reference.data
