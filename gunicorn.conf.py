@@ -3,6 +3,7 @@
 Gunicorn treats every module global as a setting, so helpers are imported under _names.
 """
 
+import atexit as _atexit
 import gc as _gc
 import multiprocessing as _multiprocessing
 import os as _os
@@ -11,13 +12,22 @@ import tempfile as _tempfile
 from pathlib import Path as _Path
 from typing import Any as _Any
 
+
+def _remove_own_metrics_dir(path: str, owner: int) -> None:
+    if _os.getpid() == owner:  # not in a worker: they are forked from the master and exit through atexit too
+        _shutil.rmtree(path, ignore_errors=True)
+
+
 # Every worker writes its metric samples here and /metrics sums them. It must be in the
 # environment before prometheus_client is imported, which the preloaded app does: hence here.
-# One made here is this server's own, removed when it exits; one given in the environment is left as it is.
+# One made here is this process's own, removed when the process that made it exits (the master, or a
+# `--print-config` / `--check-config` run, which exits before any server hook); one given in the
+# environment is left as it is.
 _OWN_METRICS_DIR = None
 if not _os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _OWN_METRICS_DIR = _tempfile.mkdtemp(prefix="storefront-metrics-")
     _os.environ["PROMETHEUS_MULTIPROC_DIR"] = _OWN_METRICS_DIR
+    _atexit.register(_remove_own_metrics_dir, _OWN_METRICS_DIR, _os.getpid())
 
 # Imported only now: prometheus_client picks single- or multi-process mode when first imported.
 from prometheus_client import multiprocess as _multiprocess  # noqa: E402 - after the directory is set, above
@@ -74,11 +84,6 @@ def on_starting(server: _Any) -> None:
     # A reused directory (a volume) still holds the last run's samples: start from zero.
     for stale in _Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
         stale.unlink()
-
-
-def on_exit(server: _Any) -> None:
-    if _OWN_METRICS_DIR is not None:
-        _shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
 
 
 def child_exit(server: _Any, worker: _Any) -> None:

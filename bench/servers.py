@@ -6,7 +6,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,18 +196,9 @@ def effective_gunicorn_settings(server: Server) -> dict[str, str]:
     command = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--print-config"]
     if server.app is not None:
         command.append(server.app)
-    # gunicorn.conf.py makes a metrics directory for a server that has none and removes it when the
-    # server exits; `--print-config` exits without that hook: it is given one of its own to leave.
-    with tempfile.TemporaryDirectory(prefix="bench-print-config-") as metrics_dir:
-        completed = subprocess.run(
-            command,
-            cwd=ROOT,
-            env={**server.env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    completed = subprocess.run(
+        command, cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=120, check=False
+    )
     settings = {}
     for line in completed.stdout.splitlines():
         key, separator, value = line.partition("=")

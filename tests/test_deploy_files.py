@@ -415,23 +415,60 @@ def test_workers_collect_garbage_at_the_configured_thresholds(
         gc.set_threshold(*before)
 
 
+_LOAD_CONFIG_THEN_FORK = """
+import os, runpy, sys
+config = runpy.run_path(sys.argv[1])
+own = config["_OWN_METRICS_DIR"]
+worker = os.fork()
+if worker == 0:
+    sys.exit(0)  # a worker exits through atexit as well
+os.waitpid(worker, 0)
+print(own, os.path.isdir(own))
+"""
+
+
+def _without_metrics_dir(tmp_path: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    return {**env, "TMPDIR": str(tmp_path)}
+
+
 def test_the_metrics_directory_is_made_only_when_none_is_given_and_removed_at_exit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # given: a directory in the environment, then none
+    # given: a directory in the environment
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     given = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-    made = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    own = made["_OWN_METRICS_DIR"]
 
-    # when: each server exits
-    given["on_exit"](None)
-    existed = Path(own).is_dir()
-    made["on_exit"](None)
+    # when: none is given, a process loads the config, forks a worker that exits, then exits itself
+    result = subprocess.run(  # noqa: S603 - this environment's python, a fixed program
+        [sys.executable, "-c", _LOAD_CONFIG_THEN_FORK, str(ROOT / "gunicorn.conf.py")],
+        env=_without_metrics_dir(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    own, existed_after_worker = result.stdout.split()
 
-    # then: the given one is kept and no other was made for it; the one made is removed
+    # then: the given one is kept and no other was made for it; the one made outlived the worker's
+    # exit and was removed at its maker's
     assert given["_OWN_METRICS_DIR"] is None
     assert tmp_path.is_dir()
-    assert existed
+    assert Path(own).parent == tmp_path
+    assert existed_after_worker == "True"
     assert not Path(own).exists()
+
+
+def test_gunicorn_print_config_leaves_no_metrics_directory(tmp_path: Path) -> None:
+    # `--print-config` (the bench checks every server's settings with it) exits before any server hook.
+    result = subprocess.run(  # noqa: S603 - this environment's gunicorn, fixed arguments
+        [Path(sys.executable).parent / "gunicorn", "-c", ROOT / "gunicorn.conf.py", "--print-config"],
+        cwd=ROOT,
+        env={**_without_metrics_dir(tmp_path), "APP_ENV": "development"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "reuse_port" in result.stdout, result.stderr[-2000:]
+    assert list(tmp_path.glob("storefront-metrics-*")) == []
