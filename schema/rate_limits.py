@@ -17,6 +17,7 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import structlog
 from limits import RateLimitItem, parse, parse_many
@@ -60,6 +61,12 @@ class Window:
         return max(1, math.ceil((self.reset_at or time.time()) - time.time()))
 
 
+CLIENT_NETWORKS_CACHED = 4096
+
+
+# A pure function of the address, asked twice per request (the request rate and the cost budget):
+# ipaddress parses it each time otherwise.
+@lru_cache(maxsize=CLIENT_NETWORKS_CACHED)
 def client_network(ip: str) -> str:
     """Key an address for per-client limits: IPv4 as is, IPv6 by its /64 (one subscriber's whole prefix)."""
     try:

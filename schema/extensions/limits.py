@@ -15,7 +15,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, cast
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError
@@ -44,10 +43,7 @@ from schema.rate_limits import LimitStoreUnavailableError, Window, client_networ
 from schema.settings import SchemaSettings
 
 BUDGET_SPENT = "The cost budget of this client is spent until {reset}; see extensions.cost."
-CLIENT_NETWORKS_CACHED = 4096
 MEASURED_DOCUMENTS = 512  # as many as the parser and validation caches keep
-# A pure function of the address, parsed by ipaddress on every operation otherwise.
-_client_network = lru_cache(maxsize=CLIENT_NETWORKS_CACHED)(client_network)
 
 
 def limits_from(settings: SchemaSettings) -> Limits:
@@ -70,7 +66,7 @@ def budget_client(principal: Principal, client_ip: str) -> str:
         return f"key:{principal.api_key_prefix}"
     if principal.user_id is not None:
         return f"user:{principal.user_id}"
-    return f"ip:{_client_network(client_ip)}"
+    return f"ip:{client_network(client_ip)}"
 
 
 def _iso(epoch: float | None) -> str | None:
