@@ -2,6 +2,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -13,7 +14,6 @@ from domains.common.principal import Role
 from domains.users.tokens import InvalidTokenError, SigningKeys, TokenIssuer
 
 SECRET = "s" * 48
-NOW = datetime.now(UTC)
 
 
 def _rsa_pair() -> tuple[str, str]:
@@ -39,12 +39,14 @@ RS = TokenIssuer(
 
 
 def _claims(**overrides: object) -> dict[str, object]:
+    # The time a test runs, not the time the module was collected: a long suite outlives a token's 15 minutes.
+    now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": "7",
         "roles": ["CUSTOMER"],
-        "iat": NOW,
-        "nbf": NOW,
-        "exp": NOW + timedelta(minutes=15),
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(minutes=15),
         "jti": "j",
         "type": "access",
         "iss": "storefront",
@@ -57,7 +59,7 @@ def _claims(**overrides: object) -> dict[str, object]:
 @pytest.mark.parametrize("issuer", [HS, RS], ids=["HS256", "RS256"])
 def test_an_issued_access_token_verifies_with_its_claims(issuer: TokenIssuer) -> None:
     # given
-    token, expires_at = issuer.issue_access(7, frozenset({Role.STAFF}), now=NOW)
+    token, expires_at = issuer.issue_access(7, frozenset({Role.STAFF}), now=datetime.now(UTC))
 
     # when
     claims = issuer.verify_access(token)
@@ -102,22 +104,30 @@ def _tamper(token: str) -> str:
     return f"{header}.{forged}.{signature}"
 
 
-REFUSED_HS = {
-    "alg none": jwt.encode(_claims(), "", algorithm="none"),
-    "expired": _forge_hs(_claims(exp=NOW - timedelta(seconds=1), iat=NOW - timedelta(minutes=16))),
-    "not yet valid": _forge_hs(_claims(nbf=NOW + timedelta(minutes=5))),
-    "wrong audience": _forge_hs(_claims(aud="another-api")),
-    "wrong issuer": _forge_hs(_claims(iss="someone-else")),
-    "refresh used as access": _forge_hs(_claims(type="refresh")),
-    "missing jti": _forge_hs({k: v for k, v in _claims().items() if k != "jti"}),
-    "other secret": _forge_hs(_claims(), key="x" * 48),
-    "tampered payload": _tamper(HS.issue_access(7, frozenset({Role.CUSTOMER}), now=NOW)[0]),
-    "garbage": "not.a.token",
+def _ago(**delta: float) -> datetime:
+    return datetime.now(UTC) - timedelta(**delta)
+
+
+# Made when the test runs (a token made at collection may have expired, or become valid, by then).
+REFUSED_HS: dict[str, Callable[[], str]] = {
+    "alg none": lambda: jwt.encode(_claims(), "", algorithm="none"),
+    "expired": lambda: _forge_hs(_claims(exp=_ago(seconds=1), iat=_ago(minutes=16))),
+    "not yet valid": lambda: _forge_hs(_claims(nbf=datetime.now(UTC) + timedelta(minutes=5))),
+    "wrong audience": lambda: _forge_hs(_claims(aud="another-api")),
+    "wrong issuer": lambda: _forge_hs(_claims(iss="someone-else")),
+    "refresh used as access": lambda: _forge_hs(_claims(type="refresh")),
+    "missing jti": lambda: _forge_hs({k: v for k, v in _claims().items() if k != "jti"}),
+    "other secret": lambda: _forge_hs(_claims(), key="x" * 48),
+    "tampered payload": lambda: _tamper(HS.issue_access(7, frozenset({Role.CUSTOMER}), now=datetime.now(UTC))[0]),
+    "garbage": lambda: "not.a.token",
 }
 
 
-@pytest.mark.parametrize("token", REFUSED_HS.values(), ids=REFUSED_HS.keys())
-def test_hs256_refuses_untrustworthy_tokens(token: str) -> None:
+@pytest.mark.parametrize("make_token", REFUSED_HS.values(), ids=REFUSED_HS.keys())
+def test_hs256_refuses_untrustworthy_tokens(make_token: Callable[[], str]) -> None:
+    # given
+    token = make_token()
+
     # when / then
     with pytest.raises(InvalidTokenError):
         HS.verify_access(token)
@@ -138,7 +148,7 @@ def test_rs256_refuses_algorithm_confusion_and_unknown_keys() -> None:
 
 def test_rs256_rotation_keeps_old_tokens_valid_until_they_expire() -> None:
     # given: a token signed with k1, then a rotation to k2 that still publishes k1
-    old_token, _ = RS.issue_access(7, frozenset({Role.CUSTOMER}), now=NOW)
+    old_token, _ = RS.issue_access(7, frozenset({Role.CUSTOMER}), now=datetime.now(UTC))
     new_private, new_public = _rsa_pair()
     rotated = TokenIssuer(
         SigningKeys("RS256", private_key=new_private, current_kid="k2", public_keys={"k1": PUBLIC, "k2": new_public}),
@@ -147,7 +157,7 @@ def test_rs256_rotation_keeps_old_tokens_valid_until_they_expire() -> None:
     )
 
     # when
-    new_token, _ = rotated.issue_access(8, frozenset({Role.CUSTOMER}), now=NOW)
+    new_token, _ = rotated.issue_access(8, frozenset({Role.CUSTOMER}), now=datetime.now(UTC))
 
     # then
     assert rotated.verify_access(old_token).user_id == 7
