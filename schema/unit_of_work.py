@@ -105,6 +105,6 @@ class RequestDb:
                 await self._close()  # else it holds no connection (never used, or released): nothing to give back
 
     async def _close(self) -> None:
-        end_reads(self._session)
         self._reading = False
+        await end_reads(self._session)
         await self._session.close()

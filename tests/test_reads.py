@@ -12,7 +12,8 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Select, column, event, select, table, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import QueuePool
 from structlog.testing import capture_logs
 
 from api.db import create_engine, create_sessionmaker
@@ -21,7 +22,8 @@ from domains.common import reads
 from domains.common.keyset import page_request
 from domains.common.principal import ANONYMOUS
 from domains.products import repository as products_repository
-from domains.products.models import Product
+from domains.products.models import Product, Review
+from domains.users import repository as users_repository
 from schema.unit_of_work import RequestDb
 from tests import factories
 
@@ -230,3 +232,102 @@ async def test_reads_around_a_unit_of_work_use_its_transaction_inside_and_autoco
     assert through_sqlalchemy == 1
     assert after[0].name == "Renamed"
     assert calls.count == (1 if _is_postgres(engine) else 2)
+
+
+def _checked_out(engine: AsyncEngine) -> int:
+    pool = engine.sync_engine.pool
+    return pool.checkedout() if isinstance(pool, QueuePool) else 0
+
+
+async def _autocommit(session: AsyncSession) -> bool:
+    raw = await (await session.connection()).get_raw_connection()
+    return bool(getattr(raw.dbapi_connection, "autocommit", False))
+
+
+async def test_reads_hold_one_connection_outside_the_session_and_give_it_back(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given
+    ids = await _catalog(engine)
+    db = RequestDb(create_sessionmaker(engine)())
+    calls = ExecuteCalls(monkeypatch)
+
+    # when: a request's loaders read twice
+    async with db.read() as session:
+        products = await products_repository.get_products_by_ids(session, ANONYMOUS, ids)
+        session_began = session.in_transaction()
+        held_while_reading = _checked_out(engine)
+    async with db.read() as session:
+        again = await products_repository.get_products_by_ids(session, ANONYMOUS, ids[:1])
+    held_between = _checked_out(engine)
+    await db.close()
+
+    # then: on PostgreSQL one of the pool's connections, the session never began; SQLite reads on the
+    # session's own. Either way one connection while the request reads, none once it is closed.
+    assert session_began is not _is_postgres(engine)
+    assert calls.count == (0 if _is_postgres(engine) else 2)
+    if isinstance(engine.sync_engine.pool, QueuePool):
+        assert held_while_reading == held_between == 1
+    assert _checked_out(engine) == 0
+    assert len(products) == len(ids)
+    assert again == [product for product in products if product.id == ids[0]]
+
+
+async def test_an_orm_read_after_a_prepared_one_swaps_to_the_sessions_connection_in_autocommit(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a request that has read a prepared statement
+    ids = await _catalog(engine)
+    author_ids = list(await _author_ids(engine, ids[0]))
+    db = RequestDb(create_sessionmaker(engine)())
+    async with db.read() as session:
+        await products_repository.get_products_by_ids(session, ANONYMOUS, ids)
+
+    # when: the same request reads through the ORM, a select that is not prepared, then prepared again
+    calls = ExecuteCalls(monkeypatch)
+    async with db.read() as session:
+        product = await session.get(Product, ids[0])
+        users = await users_repository.get_users_by_ids(session, author_ids)
+        through_sqlalchemy = calls.count
+        products = await products_repository.get_products_by_ids(session, ANONYMOUS, ids)
+        autocommit = await _autocommit(session)
+        held = _checked_out(engine)
+    await db.close()
+
+    # then: still one connection, the session's own now, in autocommit (no transaction left open on
+    # it), and prepared reads go on straight to the driver on PostgreSQL
+    assert product is not None
+    assert product.id == ids[0]
+    assert sorted(user.id for user in users) == sorted(author_ids)
+    assert len(products) == len(ids)
+    if _is_postgres(engine):
+        assert autocommit
+        assert calls.count == through_sqlalchemy == 1  # the users' select; the ORM's get is the session's
+    if isinstance(engine.sync_engine.pool, QueuePool):
+        assert held == 1
+    assert _checked_out(engine) == 0
+
+
+async def _author_ids(engine: AsyncEngine, product_id: int) -> set[int]:
+    async with create_sessionmaker(engine)() as session:
+        rows = await session.execute(select(Review.user_id).where(Review.product_id == product_id))
+        return {user_id for (user_id,) in rows}
+
+
+async def test_a_driver_failure_on_a_pooled_connection_discards_it(engine: AsyncEngine) -> None:
+    # given: a read that fails in the driver (a table that does not exist)
+    missing = reads.Prepared(select(column("x")).select_from(table("no_such_table")))
+    db = RequestDb(create_sessionmaker(engine)())
+    invalidated: list[Any] = []
+    event.listen(engine.sync_engine, "invalidate", lambda *arguments: invalidated.append(arguments[0]))
+
+    # when
+    with pytest.raises(DBAPIError):
+        async with db.read() as session:
+            await reads.select_rows(session, missing)
+    await db.close()
+
+    # then: on PostgreSQL the pool's connection it ran on is discarded (SQLAlchemy ran it again on the
+    # session's own, which raised); nothing stays checked out
+    assert len(invalidated) == (1 if _is_postgres(engine) else 0)
+    assert _checked_out(engine) == 0
