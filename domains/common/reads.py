@@ -253,8 +253,7 @@ async def _driver_rows(
         logger.warning("reads.driver_failed", error=type(exc).__name__, statement=driver.sql[:120])
         if sync is None:
             del session.info[_READS]
-            await greenlet_spawn(pooled.invalidate)
-            await _session_connection(session)
+            await greenlet_spawn(pooled.invalidate)  # select_rows then takes the session's own connection
         return None
     if not processors:
         return cast(list[Sequence[Any]], records)
