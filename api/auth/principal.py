@@ -60,10 +60,10 @@ async def authenticate(connection: HTTPConnection, db: RequestDb, credentials: C
     """Return the principal of these credentials; raise UnauthenticatedError when they cannot be trusted."""
     state = connection.app.state
     if credentials.bearer_token is not None:
+        # Verified before the database is asked: a forged or expired token borrows no connection.
+        claims = users_service.verify_bearer(issuer=state.token_issuer, token=credentials.bearer_token)
         async with db.read() as session:
-            return await users_service.authenticate_bearer(
-                session, issuer=state.token_issuer, token=credentials.bearer_token
-            )
+            return await users_service.authenticate_claims(session, claims)
     if credentials.api_key is None:
         return ANONYMOUS
     now = utcnow()

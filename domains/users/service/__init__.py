@@ -40,12 +40,14 @@ from domains.users.service._tokens import (
     TokenRevoke,
     VerifiedSignIn,
     authenticate_bearer,
+    authenticate_claims,
     check_sign_in_password,
     create_tokens,
     find_sign_in_account,
     purge_expired_refresh_tokens,
     refresh_tokens,
     revoke_tokens,
+    verify_bearer,
 )
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "VerifiedSignIn",
     "authenticate_api_key",
     "authenticate_bearer",
+    "authenticate_claims",
     "can_view_private_fields",
     "check_sign_in_password",
     "count_users",
@@ -86,4 +89,5 @@ __all__ = [
     "revoke_tokens",
     "set_user_roles",
     "user_roles",
+    "verify_bearer",
 ]

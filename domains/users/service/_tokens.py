@@ -24,7 +24,7 @@ from domains.users.exceptions import (
 from domains.users.models import RefreshToken, User
 from domains.users.passwords import verify_password
 from domains.users.service._accounts import normalize_email, user_roles
-from domains.users.tokens import InvalidTokenError, TokenIssuer, token_digest
+from domains.users.tokens import InvalidTokenError, TokenClaims, TokenIssuer, token_digest
 
 
 class SignIn(FrozenInput):
@@ -167,12 +167,24 @@ async def revoke_tokens(session: AsyncSession, *, issuer: TokenIssuer, input: To
     await users_repository.revoke_refresh_family(session, stored.family_id, now=now)
 
 
-async def authenticate_bearer(session: AsyncSession, *, issuer: TokenIssuer, token: str) -> Principal:
-    """Turn an access token into its user's principal, with the user's current roles."""
+def verify_bearer(*, issuer: TokenIssuer, token: str) -> TokenClaims:
+    """The claims of an access token this service signed and that is valid now; UnauthenticatedError if not.
+
+    Needs no database: a forged or expired token is refused before anything is read.
+    """
     try:
-        claims = issuer.verify_access(token)
+        return issuer.verify_access(token)
     except InvalidTokenError as exc:
         raise UnauthenticatedError(INVALID_ACCESS_TOKEN) from exc
+
+
+async def authenticate_bearer(session: AsyncSession, *, issuer: TokenIssuer, token: str) -> Principal:
+    """Turn an access token into its user's principal, with the user's current roles."""
+    return await authenticate_claims(session, verify_bearer(issuer=issuer, token=token))
+
+
+async def authenticate_claims(session: AsyncSession, claims: TokenClaims) -> Principal:
+    """Turn verified access-token claims into their user's principal, with the user's current roles."""
     user = await users_repository.get_user(session, claims.user_id)
     # Checked on every request, so deactivating an account (or deleting it) locks it out at once.
     if user is None or not user.is_active:
