@@ -46,7 +46,7 @@ from api.http_cache import add_vary, settle
 from api.persisted import PersistedOperations
 from api.settings import Settings
 from api.websocket import OperationScopedTransportWSHandler, TextWebSocketAdapter
-from domains.common.exceptions import UnauthenticatedError
+from domains.common.exceptions import ServiceUnavailableError, UnauthenticatedError
 from schema import build_schema
 from schema.context import Authentication
 
@@ -274,10 +274,15 @@ class GraphQLHTTPEndpoint:
         sub_response = Response()
         del sub_response.headers["content-length"]
         sub_response.status_code = None  # type: ignore[assignment]
-        async with _open_context(request) as context:
-            context.request, context.response = request, sub_response
-            request.state.sub_response = sub_response  # get_sub_response's, per request
-            response = await self.router.run(request, context, None)
+        try:
+            async with _open_context(request) as context:
+                context.request, context.response = request, sub_response
+                request.state.sub_response = sub_response  # get_sub_response's, per request
+                response = await self.router.run(request, context, None)
+        except ServiceUnavailableError as exc:
+            # Before any operation ran: reading the credential's account found the database away.
+            retry = {"retry-after": str(exc.retry_after)}
+            response = refusal_response(scope, HTTPRefusal(503, exc.message, headers=retry, code=exc.code))
         await response(scope, receive, send)
 
 

@@ -25,6 +25,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMe
 from api.context import RequestContext
 from api.persisted import PersistedOperations, PersistedQueryError
 from domains.common.background import running, stop
+from domains.common.exceptions import ServiceUnavailableError
 from schema import metrics
 
 TRY_AGAIN_LATER = 1013
@@ -134,9 +135,15 @@ class OperationScopedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestCon
         await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
-        await super().handle_connection_init(message)
-        # Authentication read the database; an idle socket keeps no connection from the pool.
-        await self._connection_context.db.release()
+        try:
+            await super().handle_connection_init(message)
+        except ServiceUnavailableError as exc:
+            # The payload's credential could not be checked (the database is away): not a rejection of
+            # the credential (4403), but "try again later", which a client may retry with back-off.
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason=exc.message)
+        finally:
+            # Authentication read the database; an idle socket keeps no connection from the pool.
+            await self._connection_context.db.release()
 
     async def run_operation(self, operation: Any) -> None:
         context = self._connection_context.for_operation()

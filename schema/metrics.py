@@ -33,6 +33,9 @@ GRAPHQL_COST = Histogram(
 )
 OPERATION_TIMEOUTS = Counter("graphql_operation_timeouts_total", "Operations cancelled at the wall-clock ceiling.")
 DB_POOL_TIMEOUTS = Counter("db_pool_timeouts_total", "Requests that waited too long for a pooled connection.")
+DB_UNAVAILABLE = Counter(
+    "db_unavailable_total", "Database work answered SERVICE_UNAVAILABLE, by the database's state.", ["state"]
+)
 LOADER_BATCH_SIZE = Histogram(
     "dataloader_batch_size", "Keys per dataloader batch.", ["loader"], buckets=(1, 2, 5, 10, 20, 50, 100, 250)
 )

@@ -25,7 +25,7 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
-from domains.common.exceptions import ClientError, RateLimitedError
+from domains.common.exceptions import RateLimitedError, ServiceUnavailableError
 from schema import metrics
 from schema.settings import RateLimitSettings
 
@@ -37,14 +37,11 @@ WARNING_INTERVAL_SECONDS = 30.0
 logger = structlog.get_logger("schema.rate_limits")
 
 
-class LimitStoreUnavailableError(ClientError):
+class LimitStoreUnavailableError(ServiceUnavailableError):
     """The limits could not be counted and the service is configured to fail closed: HTTP 503."""
 
-    code = "SERVICE_UNAVAILABLE"
-
     def __init__(self) -> None:
-        super().__init__(STORE_UNAVAILABLE)
-        self.retry_after = STORE_RETRY_AFTER_SECONDS
+        super().__init__(STORE_UNAVAILABLE, retry_after=STORE_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import structlog
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domains.common.faults import DatabaseUnavailableError, database_state
 from domains.common.outbox import OutboxEvent, take_pending_events
 from domains.common.reads import begin_reads, end_reads
 from schema import metrics
@@ -18,12 +19,23 @@ PublishCommitted = Callable[[AsyncSession, Sequence[OutboxEvent]], Awaitable[Non
 
 
 @asynccontextmanager
-async def _counting_pool_timeouts() -> AsyncIterator[None]:
+async def _database_faults() -> AsyncIterator[None]:
+    """Turn the database being busy or unreachable into DatabaseUnavailableError (SERVICE_UNAVAILABLE).
+
+    Logged here, one line without a traceback: the error is the database's state, not a fault of
+    ours, and an outage would otherwise write a traceback per request.
+    """
     try:
         yield
-    except PoolTimeoutError:
-        metrics.DB_POOL_TIMEOUTS.inc()
-        raise
+    except Exception as exc:
+        if isinstance(exc, PoolTimeoutError):
+            metrics.DB_POOL_TIMEOUTS.inc()
+        state = database_state(exc)
+        if state is None:
+            raise
+        metrics.DB_UNAVAILABLE.labels(state).inc()
+        logger.warning("db.unavailable", state=state, error=type(exc).__name__, detail=str(exc)[:200])
+        raise DatabaseUnavailableError(state) from exc
 
 
 class RequestDb:
@@ -48,16 +60,23 @@ class RequestDb:
         Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot
         anyway, and it spares each request a BEGIN and a ROLLBACK round trip.
         """
-        async with self._lock, _counting_pool_timeouts():
-            if not self._reading:
-                await begin_reads(self._session)
-                self._reading = True
-            yield self._session
+        async with self._lock:
+            try:
+                async with _database_faults():
+                    if not self._reading:
+                        await begin_reads(self._session)
+                        self._reading = True
+                    yield self._session
+            except DatabaseUnavailableError:
+                # The connection may be dead: give it back (the pool discards an invalidated one), so
+                # that the request's next read checks one out afresh instead of failing on this one.
+                await self._discard()
+                raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """Lend the session for one unit of work: commit on success, roll back on any error."""
-        async with self._lock, _counting_pool_timeouts():
+        async with self._lock, _database_faults():
             if self._reading:
                 # Give back the autocommit connection: the unit of work gets a transactional one.
                 await self._close()
@@ -103,6 +122,14 @@ class RequestDb:
         async with self._lock:
             if self._reading or self._session.in_transaction():
                 await self._close()  # else it holds no connection (never used, or released): nothing to give back
+
+    async def _discard(self) -> None:
+        self._reading = False
+        for give_back in (end_reads, AsyncSession.close):
+            try:
+                await give_back(self._session)
+            except Exception as exc:  # resetting the connection failed too: the database is still away
+                logger.warning("db.discard_failed", error=type(exc).__name__)
 
     async def _close(self) -> None:
         self._reading = False

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from domains.common.base import utcnow
+from domains.common.faults import DatabaseUnavailableError
 from domains.common.ids import encode_global_id
 from domains.common.outbox import PENDING_EVENTS, OutboxEvent, record_event
 from domains.products.models import Category, Product
@@ -232,15 +233,17 @@ async def test_waiting_too_long_for_a_pooled_connection_is_counted(settings: Set
     try:
         async with engine.connect():
             # when
-            with pytest.raises(PoolTimeoutError):
+            with pytest.raises(DatabaseUnavailableError) as raised:
                 async with db.read() if use == "read" else db.transaction() as session:
                     await session.execute(select(1))
     finally:
         await db.close()
         await engine.dispose()
 
-    # then
+    # then: counted, and told to the client as the database being busy
     assert _pool_timeouts() == before + 1
+    assert raised.value.state == "busy"
+    assert isinstance(raised.value.__cause__, PoolTimeoutError)
 
 
 async def test_reads_of_concurrent_tasks_take_turns_on_the_session(

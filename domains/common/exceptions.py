@@ -1,7 +1,7 @@
 """The error vocabulary of the core.
 
 ClientError      -> a top-level GraphQL error with `extensions.code` and a message safe to show:
-  BadUserInputError, UnauthenticatedError, ForbiddenError, RateLimitedError.
+  BadUserInputError, UnauthenticatedError, ForbiddenError, RateLimitedError, ServiceUnavailableError.
 DomainError      -> an expected failure of a use case, shown to the client as `userErrors`
   (each with an ErrorCode and a field path); InvalidInputError carries several at once.
 Anything else is unexpected and is masked at the edge.
@@ -42,6 +42,16 @@ class ForbiddenError(ClientError):
 
 class RateLimitedError(ClientError):
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(ClientError):
+    """Something the service depends on cannot answer now (HTTP 503); the same request may succeed later."""
+
+    code = "SERVICE_UNAVAILABLE"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)

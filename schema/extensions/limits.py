@@ -23,7 +23,7 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from domains.common.exceptions import ClientError, RateLimitedError
+from domains.common.exceptions import ClientError, RateLimitedError, ServiceUnavailableError
 from domains.common.principal import Principal
 from schema import metrics
 from schema.compiled.plan import frozen
@@ -315,7 +315,11 @@ _VALIDATED: "OrderedDict[Hashable, list[GraphQLError]]" = OrderedDict()
 
 
 class ErrorStatus(SchemaExtension):
-    """Give refusals their HTTP status: 429 (rate limited) or 503 (limits store down), with `Retry-After`."""
+    """Give refusals their HTTP status, with `Retry-After`: 429 (rate limited) or 503 (a store or the database down).
+
+    503 only when the operation has no data at all: an answer with data is 200 (GraphQL over HTTP),
+    its failed fields carrying SERVICE_UNAVAILABLE.
+    """
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -324,9 +328,9 @@ class ErrorStatus(SchemaExtension):
         if result is None or not result.errors or not isinstance(response, Response):
             return
         originals = [error.original_error for error in result.errors]
-        unavailable = [e for e in originals if isinstance(e, LimitStoreUnavailableError)]
+        unavailable = [e for e in originals if isinstance(e, ServiceUnavailableError)]
         limited = [e for e in originals if isinstance(e, RateLimitedError)]
-        if unavailable:
+        if unavailable and result.data is None:
             response.status_code = 503
             response.headers["Retry-After"] = str(unavailable[0].retry_after)
         elif limited:

@@ -11,6 +11,7 @@ from sqlalchemy.pool import QueuePool
 
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
+from domains.common.faults import DatabaseUnavailableError
 from domains.products.models import Category
 from schema.unit_of_work import RequestDb
 
@@ -212,7 +213,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_use_when
         outcome: int | Exception
         try:
             outcome = await _backend_pid(engine)
-        except DBAPIError as exc:
+        except DatabaseUnavailableError as exc:
             outcome = exc
         after = await _backend_pid(engine)
     finally:
@@ -220,11 +221,14 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_use_when
         await killer.dispose()
 
     # then: pinged, the read runs on a new backend; unpinged, the dead connection fails that read
-    # (and only that one: the failure invalidates the pool, so the next read gets a new backend)
+    # (and only that one: the failure invalidates the pool, so the next read gets a new backend), which
+    # the client is told as the database being unreachable (SERVICE_UNAVAILABLE), not an internal error
     if pinged:
         assert isinstance(outcome, int)
         assert outcome != first
     else:
-        assert isinstance(outcome, DBAPIError)
-        assert outcome.connection_invalidated
+        assert isinstance(outcome, DatabaseUnavailableError)
+        assert outcome.state == "unreachable"
+        assert isinstance(outcome.__cause__, DBAPIError)
+        assert outcome.__cause__.connection_invalidated
     assert after != first
