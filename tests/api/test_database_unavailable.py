@@ -16,7 +16,7 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -24,10 +24,14 @@ from websockets.typing import Subprotocol
 
 from api.app import create_app
 from api.auth.principal import build_token_issuer
+from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from domains.common.faults import DATABASE_BUSY, DATABASE_UNREACHABLE, database_state
 from domains.common.ids import encode_global_id
 from domains.common.principal import Role
+from tests import factories
+from tests.auth import bearer
+from tests.orders.conftest import ORDER_PLACE, lines
 from tests.servers import running_uvicorn
 
 PRODUCTS = "{ products(first: 1) { nodes { name } } }"
@@ -281,3 +285,74 @@ async def test_an_exhausted_pool_is_busy_and_the_next_request_after_it_is_served
     assert "retry-after" not in partial.headers
     assert served.status_code == 200
     assert served.json() == {"data": {"products": {"nodes": []}}, "extensions": served.json()["extensions"]}
+
+
+# PostgreSQL terminating the backend of a statement in flight, as a restart or a failover does.
+
+
+async def _waiting_for_a_lock(engine: AsyncEngine) -> int:
+    """The pid of the first backend of this database waiting on a lock, once there is one."""
+    async with engine.connect() as connection:
+        for _ in range(200):
+            pid = await connection.scalar(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() LIMIT 1"
+                )
+            )
+            await connection.rollback()  # pg_stat_activity is a snapshot per transaction
+            if pid is not None:
+                return int(pid)
+            await asyncio.sleep(0.05)
+    raise AssertionError("no request came to wait on the product's row lock")
+
+
+async def test_a_write_whose_backend_is_terminated_mid_statement_answers_503_and_loses_nothing(
+    postgres_redis_settings: Settings,
+) -> None:
+    # given: a product and a buyer, on PostgreSQL, and another transaction holding the product's row
+    app = create_app(postgres_redis_settings)
+    engine = create_engine(postgres_redis_settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            product = await factories.create_product(session, stock=3)
+            buyer = await factories.create_user(session)
+            await session.commit()
+        async with (
+            LifespanManager(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as http,
+        ):
+            caller = bearer(app, buyer)
+            variables = {"input": {"items": lines((product.id, 1)), "idempotencyKey": None}}
+            async with engine.connect() as locker:
+                await locker.execute(text("SELECT 1 FROM product WHERE id = :id FOR UPDATE"), {"id": product.id})
+                order = asyncio.create_task(
+                    http.post("/graphql", json={"query": ORDER_PLACE, "variables": variables}, headers=caller.headers)
+                )
+
+                # when: the order's statement waits on the row, and its backend is terminated
+                pid = await _waiting_for_a_lock(engine)
+                async with engine.connect() as killer:
+                    await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                refused = await asyncio.wait_for(order, 10)
+                await locker.rollback()
+
+            # and when the buyer tries again
+            retried = await http.post(
+                "/graphql", json={"query": ORDER_PLACE, "variables": variables}, headers=caller.headers
+            )
+        async with create_sessionmaker(engine)() as session:
+            stock = await session.scalar(text("SELECT stock FROM product WHERE id = :id"), {"id": product.id})
+            orders = await session.scalar(text('SELECT count(*) FROM "order"'))
+    finally:
+        await engine.dispose()
+
+    # then: unreachable (the backend went away), nothing of the first attempt kept, the retry served
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "5"
+    assert _codes(refused) == [SERVICE_UNAVAILABLE]
+    assert refused.json()["errors"][0]["message"] == DATABASE_UNREACHABLE
+    assert not any(leak in refused.text for leak in LEAKS)
+    assert retried.status_code == 200
+    assert retried.json()["data"]["orderPlace"]["order"]["status"] == "PENDING"
+    assert (stock, orders) == (2, 1)
