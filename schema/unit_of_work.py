@@ -2,9 +2,11 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from weakref import WeakKeyDictionary
 
 import structlog
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +38,23 @@ async def _database_faults() -> AsyncIterator[None]:
         metrics.DB_UNAVAILABLE.labels(state).inc()
         logger.warning("db.unavailable", state=state, error=type(exc).__name__, detail=str(exc)[:200])
         raise DatabaseUnavailableError(state) from exc
+
+
+# SQLite takes one writer at a time. Its own queue is the busy timeout: a waiting writer sleeps and
+# retries, and under fifty concurrent writers on a starved machine some wait past it and fail. In one
+# process, writers wait their turn here instead, in order, cancellable by the operation's ceiling.
+_sqlite_writers: "WeakKeyDictionary[Engine, asyncio.Lock]" = WeakKeyDictionary()
+
+
+def _writers_turn(session: AsyncSession) -> AbstractAsyncContextManager[object]:
+    """The process's queue of writers to this session's SQLite database; nothing to wait for on PostgreSQL."""
+    engine = session.sync_session.get_bind()
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return nullcontext()
+    queue = _sqlite_writers.get(engine)
+    if queue is None:
+        queue = _sqlite_writers[engine] = asyncio.Lock()
+    return queue
 
 
 class RequestDb:
@@ -78,29 +97,35 @@ class RequestDb:
         """Lend the session for one unit of work: commit on success, roll back on any error."""
         async with self._lock, _database_faults():
             if self._reading:
-                # Give back the autocommit connection: the unit of work gets a transactional one.
+                # Give back the autocommit connection: the unit of work gets a transactional one. Given
+                # back before waiting for a writer's turn: writers waiting while holding connections
+                # would leave the one whose turn it is none to write with.
                 await self._close()
-            try:
-                yield self._session
-            except asyncio.CancelledError:
-                # Cancelled (the operation's wall-clock ceiling): answer now. Waiting for the rollback
-                # could wait as long as the statement it interrupts (SQLite's busy timeout); `close()`
-                # rolls back when the request ends.
-                take_pending_events(self._session)
-                raise
-            except BaseException:
-                take_pending_events(self._session)  # nothing is published for a rolled-back transaction
-                await self._session.rollback()
-                raise
-            await self._session.commit()
-            events = take_pending_events(self._session)
-            if events and self._on_commit is not None:
+            async with _writers_turn(self._session):
                 try:
-                    await self._on_commit(self._session, events)
-                except Exception:
-                    # The change is committed; its outbox rows stay unpublished and the relay sends them.
-                    logger.exception("events.publish_failed", events=len(events))
+                    yield self._session
+                except asyncio.CancelledError:
+                    # Cancelled (the operation's wall-clock ceiling): answer now. Waiting for the rollback
+                    # could wait as long as the statement it interrupts (SQLite's busy timeout); `close()`
+                    # rolls back when the request ends.
+                    take_pending_events(self._session)
+                    raise
+                except BaseException:
+                    take_pending_events(self._session)  # nothing is published for a rolled-back transaction
                     await self._session.rollback()
+                    raise
+                await self._session.commit()
+                events = take_pending_events(self._session)
+                if events and self._on_commit is not None:
+                    try:
+                        await self._on_commit(self._session, events)
+                    except Exception:
+                        # The change is committed; its outbox rows stay unpublished and the relay sends them.
+                        # The session is closed, not rolled back: a rollback would expire the committed objects
+                        # the mutation answers with (and reading them again would fail the answer), while a
+                        # close detaches them as they are and leaves the session usable for the payload's reads.
+                        logger.exception("events.publish_failed", events=len(events))
+                        await self._discard()
 
     async def release(self) -> None:
         """Give the read connection back to the pool now; the next `read()` checks one out again.

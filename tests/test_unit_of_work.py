@@ -2,16 +2,19 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.app import create_app
 from api.db import create_engine, create_sessionmaker
 from api.settings import Settings
 from domains.common.base import utcnow
@@ -22,9 +25,10 @@ from domains.products.models import Category, Product
 from schema.events import EventStream
 from schema.unit_of_work import RequestDb
 from tests import factories
-from tests.auth import Account
-from tests.graphql import gql
-from tests.orders.conftest import lines
+from tests.auth import Account, bearer
+from tests.conftest import migrate
+from tests.graphql import error_codes, gql
+from tests.orders.conftest import lines, place
 
 Recorded = list[tuple[str, dict[str, Any]]]
 
@@ -69,13 +73,15 @@ async def _categories(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         return int(await session.scalar(select(func.count()).select_from(Category)) or 0)
 
 
-async def _create_category(db: RequestDb, slug: str, *, fail: bool = False) -> None:
+async def _create_category(db: RequestDb, slug: str, *, fail: bool = False) -> Category:
     async with db.transaction() as session:
-        session.add(Category(name=slug.title(), slug=slug, description=""))
+        category = Category(name=slug.title(), slug=slug, description="")
+        session.add(category)
         record_event(session, "CategoryCreated", {"slug": slug})
         await session.flush()
         if fail:
             raise RuntimeError("midway")
+    return category
 
 
 async def test_a_unit_of_work_that_commits_publishes_its_events_once_after_the_commit(
@@ -189,13 +195,19 @@ async def test_a_failed_publish_keeps_the_commit_and_leaves_the_rows_to_the_rela
     db = RequestDb(sessionmaker(), on_commit=published)
 
     # when: the unit of work does not fail with it
-    await _create_category(db, "tea")
+    category = await _create_category(db, "tea")
     rolled_back = not db._session.in_transaction()
+    async with db.read() as session:
+        read_after = await session.scalar(select(Category.name).where(Category.slug == "tea"))
     await db.close()
 
-    # then: the change and its outbox row are committed; the row is still unpublished
+    # then: the change and its outbox row are committed; the row is still unpublished; what the mutation
+    # answers with is still as committed (not expired: reading it would need the database), and the
+    # request's session reads on
     assert len(published.calls) == 1
     assert rolled_back
+    assert (category.name, category.slug) == ("Tea", "tea")
+    assert read_after == "Tea"
     async with sessionmaker() as session:
         published_at = (await session.execute(select(OutboxEvent.published_at))).scalars().all()
     assert published_at == [None]
@@ -341,3 +353,34 @@ async def test_a_read_after_a_release_runs_in_autocommit_again(sessionmaker: asy
 
     # then
     assert options.get("isolation_level") == "AUTOCOMMIT"
+
+
+async def test_sqlite_writers_of_one_process_wait_their_turn_instead_of_the_busy_timeout(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # given: a SQLite database whose busy timeout is far shorter than thirty writers take, 10 units and
+    # thirty buyers (on PostgreSQL runs too: this is SQLite's own queue)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}"
+    await asyncio.to_thread(migrate, url)
+    sqlite = settings.model_copy(update={"database_url": url, "sqlite_busy_timeout_ms": 100})
+    engine = create_engine(sqlite)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            product = await factories.create_product(session, stock=10)
+            buyers = [await factories.create_user(session) for _ in range(30)]
+            await session.commit()
+        app = create_app(sqlite)
+        async with LifespanManager(app), AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as http:
+            # when: all order one unit at once
+            one_each = lines((product.id, 1))
+            bodies = await asyncio.gather(*(place(http, bearer(app, buyer), one_each) for buyer in buyers))
+        async with create_sessionmaker(engine)() as session:
+            stock = await session.scalar(select(Product.stock).where(Product.id == product.id))
+    finally:
+        await engine.dispose()
+
+    # then: no writer gave up on the lock; ten placed, twenty told the stock ran out
+    assert [error_codes(body) for body in bodies] == [[]] * 30
+    placed = [body for body in bodies if body["data"]["orderPlace"]["order"]]
+    assert len(placed) == 10
+    assert stock == 0
