@@ -9,6 +9,8 @@ from strawberry.fastapi import BaseContext
 from api.auth.principal import get_authentication
 from api.dependencies import get_request_db
 from api.settings import Settings
+from domains.common.exceptions import ServiceUnavailableError
+from domains.common.principal import ANONYMOUS
 from schema.context import Authentication, Context
 from schema.unit_of_work import RequestDb
 
@@ -45,6 +47,17 @@ class RequestContext(Context, BaseContext):
 _request_db = asynccontextmanager(get_request_db)
 
 
+async def _authentication(connection: HTTPConnection, db: RequestDb) -> Authentication:
+    try:
+        return await get_authentication(connection, db)
+    except ServiceUnavailableError as exc:
+        if connection.scope["type"] != "websocket":
+            raise  # GraphQLHTTPEndpoint answers 503 before the operation
+        # The upgrade's credential could not be checked: kept as the refusal, which closes the socket
+        # "try again later" at `connection_init` (raised here, the handshake would fail with a 500).
+        return Authentication(ANONYMOUS, exc)
+
+
 async def get_context(connection: HTTPConnection) -> AsyncIterator[RequestContext]:
     """Build the GraphQL context of one request or WebSocket connection; close its unit of work after it.
 
@@ -56,7 +69,7 @@ async def get_context(connection: HTTPConnection) -> AsyncIterator[RequestContex
     async with _request_db(connection) as db:
         yield RequestContext(
             db=db,
-            authentication=await get_authentication(connection, db),
+            authentication=await _authentication(connection, db),
             settings=state.settings,
             request_id=connection.state.request_id,
             client_ip=connection.client.host if connection.client else "unknown",

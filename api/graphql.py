@@ -243,6 +243,8 @@ class StorefrontGraphQLRouter(GraphQLRouter[RequestContext, None]):
                 context.authenticate_as(Authentication(principal))
         except UnauthenticatedError as exc:
             raise _rejection(exc) from exc
+        if isinstance(context.refusal, ServiceUnavailableError):
+            raise context.refusal  # the upgrade's credential could not be checked: closed "try again later"
         if context.refusal is not None:
             raise _rejection(context.refusal)
         return await super().on_ws_connect(context)

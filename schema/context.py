@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domains.common.exceptions import UnauthenticatedError
+from domains.common.exceptions import ServiceUnavailableError, UnauthenticatedError
 from domains.common.principal import Principal
 from domains.users.tokens import TokenIssuer
 from schema.events import EventBus
@@ -27,7 +27,9 @@ class Authentication:
     """The outcome of authenticating a request: a principal, or the reason its credential was refused."""
 
     principal: Principal
-    refusal: UnauthenticatedError | None = None
+    # A credential that cannot be trusted; or, on a WebSocket, one that could not be checked (the
+    # database away), which closes the socket "try again later" at `connection_init`.
+    refusal: UnauthenticatedError | ServiceUnavailableError | None = None
 
 
 class Loaders:
@@ -103,7 +105,7 @@ class Context:
         """Set who is asking (a WebSocket learns it from `connection_init`); loaders are rebuilt for them."""
         self.principal: Principal = authentication.principal
         # A refused credential stops every operation of this request with UNAUTHENTICATED.
-        self.refusal: UnauthenticatedError | None = authentication.refusal
+        self.refusal: UnauthenticatedError | ServiceUnavailableError | None = authentication.refusal
         self.loaders = Loaders.create(self.db, self.principal)
 
 

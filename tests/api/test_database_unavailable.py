@@ -227,19 +227,27 @@ async def test_a_signed_in_request_is_refused_before_its_operation_and_a_forged_
     assert _codes(forged) == ["UNAUTHENTICATED"]
 
 
+@pytest.mark.parametrize("sent_in", ["connection_init", "upgrade request"])
 async def test_a_websocket_whose_credential_cannot_be_checked_is_closed_try_again_later(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, sent_in: str
 ) -> None:
-    # given: a real server on a database nothing answers for, and a valid access token
+    # given: a real server on a database nothing answers for, and a valid access token, sent in the
+    # `connection_init` payload or as the upgrade request's Authorization header
     down = settings.model_copy(
         update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/storefront"}
     )
     token, _ = build_token_issuer(settings).issue_access(1, frozenset({Role.CUSTOMER}), now=datetime.now(UTC))
-    init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+    authorization = {"authorization": f"Bearer {token}"}
+    in_payload = sent_in == "connection_init"
+    init = {"type": "connection_init", "payload": authorization if in_payload else {}}
 
     async with running_uvicorn(down, log=tmp_path / "server.log") as server:
         url = server.url.replace("http://", "ws://") + "/graphql"
-        async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as websocket:
+        async with connect(
+            url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers=None if in_payload else authorization,
+        ) as websocket:
             # when
             await websocket.send(json.dumps(init))
             with pytest.raises(ConnectionClosed) as closed:
