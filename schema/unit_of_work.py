@@ -7,6 +7,7 @@ from weakref import WeakKeyDictionary
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +37,9 @@ async def _database_faults() -> AsyncIterator[None]:
         if state is None:
             raise
         metrics.DB_UNAVAILABLE.labels(state).inc()
-        logger.warning("db.unavailable", state=state, error=type(exc).__name__, detail=str(exc)[:200])
+        # The driver's own words only: SQLAlchemy's message adds the statement and its parameters.
+        detail = str(exc.orig if isinstance(exc, DBAPIError) else exc)[:200]
+        logger.warning("db.unavailable", state=state, error=type(exc).__name__, detail=detail)
         raise DatabaseUnavailableError(state) from exc
 
 

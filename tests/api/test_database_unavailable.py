@@ -2,11 +2,14 @@
 
 import asyncio
 import json
+import logging
 import socket
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -298,6 +301,25 @@ async def test_an_exhausted_pool_is_busy_and_the_next_request_after_it_is_served
 # PostgreSQL terminating the backend of a statement in flight, as a restart or a failover does.
 
 
+@contextmanager
+def _unit_of_work_warnings() -> Iterator[list[dict[str, Any]]]:
+    """The event dicts of the warnings the unit of work logs while the block runs (through the stdlib)."""
+    seen: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING and isinstance(record.msg, dict):
+                seen.append(record.msg)
+
+    handler = Collect()
+    unit_of_work = logging.getLogger("schema.unit_of_work")
+    unit_of_work.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        unit_of_work.removeHandler(handler)
+
+
 async def _waiting_for_a_lock(engine: AsyncEngine) -> int:
     """The pid of the first backend of this database waiting on a lock, once there is one."""
     async with engine.connect() as connection:
@@ -340,9 +362,10 @@ async def test_a_write_whose_backend_is_terminated_mid_statement_answers_503_and
 
                 # when: the order's statement waits on the row, and its backend is terminated
                 pid = await _waiting_for_a_lock(engine)
-                async with engine.connect() as killer:
-                    await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-                refused = await asyncio.wait_for(order, 10)
+                with _unit_of_work_warnings() as logs:
+                    async with engine.connect() as killer:
+                        await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                    refused = await asyncio.wait_for(order, 10)
                 await locker.rollback()
 
             # and when the buyer tries again
@@ -361,6 +384,11 @@ async def test_a_write_whose_backend_is_terminated_mid_statement_answers_503_and
     assert _codes(refused) == [SERVICE_UNAVAILABLE]
     assert refused.json()["errors"][0]["message"] == DATABASE_UNREACHABLE
     assert not any(leak in refused.text for leak in LEAKS)
+    # logged once, as the database's state, with the driver's words and not the statement or its values
+    [logged] = [log for log in logs if log["event"] == "db.unavailable"]
+    assert logged["state"] == "unreachable"
+    assert "terminating connection" in logged["detail"]
+    assert "[SQL:" not in logged["detail"]
     assert retried.status_code == 200
     assert retried.json()["data"]["orderPlace"]["order"]["status"] == "PENDING"
     assert (stock, orders) == (2, 1)
