@@ -5,7 +5,8 @@ step, a dispatch on the field's kind, and a call to complete even a plain string
 page fills about 1,000 objects and 2,000 fields. The generated function does the same work with
 the decisions taken once, as graphql-jit does for graphql-js: each field is one straight-line
 stretch that reads the attribute (`source.name`), checks a leaf's type inline and stores it; a
-resolved field calls the same `Run` methods as before.
+resolved field calls the same `Run` methods as before. A selection read from rows (`Rows`) reads
+each field by its `Leaf`, `One` or `Each` from the row itself instead.
 
 The source holds no text of the document or schema: every name, key and plan object reaches it
 through the function's namespace (`k3`, `p3`, ...); only attribute names that are Python
@@ -31,6 +32,7 @@ from schema.compiled.plan import (
     FieldPlan,
     Selection,
 )
+from schema.relations import Each, Leaf, One
 
 if TYPE_CHECKING:
     from schema.compiled.run import Pending, Run, Task
@@ -67,11 +69,12 @@ def _generate(selection: Selection, leaf: Callable[..., Any], bail: type[Excepti
     lines = ["def fill(run, source, out, path, following, waiting, pending):"]
     if any(plan.kind == RELATION for plan in selection.fields):
         lines.append("    relations = run.relations")
+    field = _row_field if selection.from_rows else _field
     for index, plan in enumerate(selection.fields):
         namespace[f"k{index}"] = plan.key
         namespace[f"p{index}"] = plan
         namespace[f"c{index}"] = plan.completion
-        lines.extend(f"    {line}" for line in _field(index, plan, namespace))
+        lines.extend(f"    {line}" for line in field(index, plan, namespace))
     if len(lines) == 1:
         lines.append("    pass")
     exec(compile("\n".join(lines), f"<fill {selection.type.name}>", "exec"), namespace)  # noqa: S102 - see module doc
@@ -100,21 +103,14 @@ def completer_of(
 
 
 def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
-    key, completion = f"k{index}", f"c{index}"
+    key = f"k{index}"
     if plan.kind == TYPENAME:
         return [f"out[{key}] = parent_name"]
     if plan.kind == ATTRIBUTE:
         read = _read(index, plan.attribute, namespace)
         if not plan.leaf:
             return [f"value = {read}", _field_path(plan, key), *_store(index, plan, namespace)]
-        passthrough = plan.completion.passthrough
-        if passthrough is None:
-            return [f"out[{key}] = _leaf({completion}, {read})"]
-        namespace[f"t{index}"] = passthrough
-        check = f"value.__class__ is t{index}"
-        if passthrough is int:
-            check += " and MIN_INT <= value <= MAX_INT"
-        return [f"value = {read}", f"out[{key}] = value if {check} else _leaf({completion}, value)"]
+        return _leaf_store(index, plan, read, namespace)
     if plan.kind == RELATION:
         # Resolved for every parent of the level at once, after the level is filled (Run.resolve_relations).
         register = [
@@ -151,6 +147,64 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
     ]
 
 
+def _leaf_store(index: int, plan: FieldPlan, read: str, namespace: dict[str, Any]) -> list[str]:
+    """Complete the leaf value `read` into `out`: a built-in scalar's type checked inline, any other by `_leaf`."""
+    key, completion = f"k{index}", f"c{index}"
+    passthrough = plan.completion.passthrough
+    if passthrough is None:
+        return [f"out[{key}] = _leaf({completion}, {read})"]
+    namespace[f"t{index}"] = passthrough
+    check = f"value.__class__ is t{index}"
+    if passthrough is int:
+        check += " and MIN_INT <= value <= MAX_INT"
+    return [f"value = {read}", f"out[{key}] = value if {check} else _leaf({completion}, value)"]
+
+
+def _row_field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
+    """A field of a selection read from rows (`Rows`): `source` is the row (or page) its read reads.
+
+    Nothing here calls a resolver, so every object below is filled at once, by its own generated function.
+    """
+    key, read, completion = f"k{index}", plan.read, plan.completion
+    if plan.kind == TYPENAME:
+        return [f"out[{key}] = parent_name"]
+    if isinstance(read, Leaf):
+        value = _read(index, read.attribute, namespace)
+        if read.convert is not None:
+            namespace[f"r{index}"] = read.convert
+            value = f"r{index}({value})"
+        return _leaf_store(index, plan, value, namespace)
+    if isinstance(read, One) and completion.selection is not None:
+        namespace[f"f{index}"] = fill_of(
+            completion.selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"]
+        )
+        # The object is read from the same row: it is never null.
+        return [
+            "placed = {}",
+            f"f{index}(run, source, placed, None, following, waiting, pending)",
+            f"out[{key}] = placed",
+        ]
+    inner = completion.inner
+    if isinstance(read, Each) and inner is not None and inner.selection is not None:
+        namespace[f"f{index}"] = fill_of(inner.selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"])
+        return [
+            f"value = {_read(index, read.attribute, namespace)}",
+            "if value is None:",
+            "    raise Bail" if completion.non_null else f"    out[{key}] = None",
+            "else:",
+            "    items = []",
+            "    for item in value:",
+            "        if item is None:",
+            "            raise Bail" if inner.non_null else "            items.append(None)",
+            "        else:",
+            "            placed = {}",
+            f"            f{index}(run, item, placed, None, following, waiting, pending)",
+            "            items.append(placed)",
+            f"    out[{key}] = items",
+        ]
+    return ["raise Bail"]  # pragma: no cover - the compiler marks no other field as read from rows
+
+
 def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "None") -> list[str]:
     """Complete `value` into `out`: an object (or a list of objects) is placed inline, anything else by `Run`.
 
@@ -162,6 +216,19 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
     key, completion = f"k{index}", plan.completion
     slow = f"run._complete(c{index}, value, p{index}, parent, field_path, {info}, following)"
     inner = completion.inner
+    if plan.rows is not None and completion.selection is not None:
+        # The relation's value is the rows its selection is read from (`Rows`): filled now, as they are.
+        namespace[f"f{index}"] = fill_of(
+            completion.selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"]
+        )
+        return [
+            "if value is None:",
+            "    raise Bail" if completion.non_null else f"    out[{key}] = None",
+            "else:",
+            "    placed = {}",
+            f"    f{index}(run, value, placed, None, following, waiting, pending)",
+            f"    out[{key}] = placed",
+        ]
     if completion.kind == OBJECT and completion.selection is not None:
         namespace[f"s{index}"] = completion.selection
         return [

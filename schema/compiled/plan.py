@@ -9,7 +9,9 @@ order, and decides once per field:
 - a field with a resolver and no field extensions (permission classes) calls that resolver as Strawberry
   would, with the same Strawberry `Info` and converted arguments, without Strawberry's per-call wrapping;
 - a relation field (a `RelationField` in its metadata, schema/relations.py) is resolved for every
-  parent of its level at once, by the relation's `resolve_all`;
+  parent of its level at once, by the relation's `resolve_all`; when its whole selection reads only
+  what the relation's `Rows` read, by its `resolve_rows` instead, and the selection is filled from
+  those rows as they are (`Selection.from_rows`), without a GraphQL object per row;
 - any other field calls its real (Strawberry-wrapped) resolver with graphql-core's own resolve info;
 - its value is completed by a `Completion` tree (non-null, list, leaf, object, abstract type) that
   follows graphql-core's `complete_value`.
@@ -24,7 +26,7 @@ Anything a plan cannot express raises `NotCompilable`: the operation runs throug
 """
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +60,7 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
-from schema.relations import RELATION_FIELD, Reads, RelationField
+from schema.relations import RELATION_FIELD, Each, Leaf, One, PageOfField, Reads, RelationField, Rows
 
 # A field declared with `metadata={NOT_COMPILABLE: True}` sends every operation selecting it to graphql-core.
 NOT_COMPILABLE = "graphql_not_compilable"
@@ -144,6 +146,10 @@ class FieldPlan:
     complete: Callable[..., None] | None = None
     # Whether anything reads this field's response path (and so the paths below it); see the module doc.
     path: bool = True
+    # RELATION whose selection is read from the rows it loads (`Rows`): the relation's `resolve_rows`.
+    rows: Callable[..., list[Any] | Awaitable[list[Any]]] | None = None
+    # A field of a selection read from rows (`Selection.from_rows`): how it is read.
+    read: Leaf | One | Each | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -156,6 +162,8 @@ class Selection:
     fill: Callable[..., None] | None = None
     # Whether any field of it reads its response path (else its objects are placed without one).
     paths: bool = True
+    # Its fields are read from a relation's rows, each by its `FieldPlan.read`, not from GraphQL objects.
+    from_rows: bool = False
 
 
 class Compiler:
@@ -229,6 +237,10 @@ class Compiler:
             if not _reads_within(completion, relation.narrower.reads):
                 break
             relation = relation.narrower.field
+        rows = None
+        if isinstance(relation, PageOfField) and relation.rows is not None and _readable(completion, relation.rows):
+            _read_from_rows(completion, relation.rows)
+            rows = relation.resolve_rows
         leaf = completion.kind == LEAF
         literal = not any(_reads_variable(argument.value) for argument in nodes[0].arguments or ())
         return FieldPlan(
@@ -244,6 +256,7 @@ class Compiler:
             direct,
             literal,
             relation=relation,
+            rows=rows,
         )
 
     def _completion(self, type_: GraphQLOutputType, details: list[FieldDetails]) -> Completion:
@@ -293,6 +306,47 @@ def _reads_within(completion: Completion, reads: Reads) -> bool:
         if below is not None and not _reads_within(plan.completion, below):
             return False
     return True
+
+
+def _readable(completion: Completion, rows: Rows) -> bool:
+    """Whether every field of the object selection below a field is read from rows by `rows` (and the same below).
+
+    A field with arguments, or with permission classes (a RESOLVER), is not: its value is its resolver's.
+    """
+    selection = completion.selection
+    if completion.kind != OBJECT or selection is None:
+        return False
+    for plan in selection.fields:
+        if plan.kind == TYPENAME:
+            continue
+        read = rows.fields.get(plan.nodes[0].name.value)
+        if read is None or plan.kind not in (ATTRIBUTE, DIRECT, RELATION) or plan.has_arguments:
+            return False
+        below = plan.completion
+        if isinstance(read, Leaf):
+            readable = below.kind == LEAF
+        elif isinstance(read, One):
+            readable = _readable(below, read.rows)
+        else:
+            readable = below.kind == LIST and below.inner is not None and _readable(below.inner, read.rows)
+        if not readable:
+            return False
+    return True
+
+
+def _read_from_rows(completion: Completion, rows: Rows) -> None:
+    """Mark the selection below a field (`_readable` by `rows`) as read from rows, each field by its read."""
+    selection = completion.selection
+    assert selection is not None  # noqa: S101 - `_readable` said so
+    selection.from_rows = True
+    for plan in selection.fields:
+        if plan.kind == TYPENAME:
+            continue
+        plan.read = read = rows.fields[plan.nodes[0].name.value]
+        if isinstance(read, One):
+            _read_from_rows(plan.completion, read.rows)
+        elif isinstance(read, Each) and plan.completion.inner is not None:
+            _read_from_rows(plan.completion.inner, read.rows)
 
 
 def _reads_variable(value: ValueNode) -> bool:

@@ -144,7 +144,8 @@ class Run:
             if field is None:
                 raise Bail  # pragma: no cover - the compiler makes every RELATION field so
             arguments = self._converted_arguments(plan, relation) if plan.has_arguments else NO_ARGUMENTS
-            values = field.resolve_all(loaders, [source for source, _out, _path in relation.parents], arguments)
+            resolve = plan.rows or field.resolve_all  # rows for a selection read from them (`Rows`)
+            values = resolve(loaders, [source for source, _out, _path in relation.parents], arguments)
             if self.is_awaitable(values):
                 waiting.append(values)
                 pending.append(relation)

@@ -132,6 +132,17 @@ def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
         ),
         (
             Case(
+                "review cards read from rows",
+                """{ products(first: 4) { nodes { id reviews(first: 3) { __typename
+                     edges { __typename node { ...Card stars: rating } }
+                     all: nodes { __typename id createdAt writer: author { __typename id ... on User { n: name } } }
+                   } } } }
+                   fragment Card on Review { id body author { name } }""",
+            ),
+            COMPILED,
+        ),
+        (
+            Case(
                 "categories",
                 """{ __typename categories(topLevelOnly: true) { totalCount nodes { __typename id name description
                      children { name parent { slug } } products(first: 3) { nodes { name category { name } } } } } }""",

@@ -62,25 +62,37 @@ def _products(reviews: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("document", "dated"),
+    ("document", "dated", "from_rows"),
     [
-        (top_products_document(), False),
-        (_products("nodes { rating author { name } }"), False),
-        (_products("totalCount edges { node { __typename id body author { __typename id } } }"), False),
+        (top_products_document(), False, True),
+        (_products("nodes { rating author { name } }"), False, True),
+        (_products("totalCount edges { node { __typename id body author { __typename id } } }"), False, False),
         (
             _products("nodes { ... on Review { rating } ...Stars }") + " fragment Stars on Review { author { name } }",
             False,
+            True,
         ),
-        (_products("nodes { createdAt }"), True),
-        (_products("pageInfo { hasNextPage } nodes { rating }"), True),
-        (_products("totalCount pageInfo { endCursor } edges { cursor node { __typename id createdAt body } }"), True),
+        (_products("__typename edges { __typename node { id } } nodes { createdAt }"), True, True),
+        (_products("pageInfo { hasNextPage } nodes { rating }"), True, False),
+        (
+            _products("totalCount pageInfo { endCursor } edges { cursor node { __typename id createdAt body } }"),
+            True,
+            False,
+        ),
     ],
     ids=["TopProducts", "nodes", "edges and count", "fragments", "dates", "page info", "cursors"],
 )
-def test_a_selection_of_cards_is_resolved_by_the_narrowest_that_covers_it(document: str, dated: bool) -> None:
+def test_a_selection_of_cards_is_resolved_by_the_narrowest_that_covers_it(
+    document: str, dated: bool, from_rows: bool
+) -> None:
     assert CARDS is not None
     assert UNDATED is not None
-    assert _reviews_plan(document).relation is (CARDS if dated else UNDATED)
+    plan = _reviews_plan(document)
+    assert plan.relation is (CARDS if dated else UNDATED)
+    # Read straight from the cards when nothing selected needs the connection's objects (cursors, page, count).
+    assert (plan.rows is not None) is from_rows
+    assert plan.completion.selection is not None
+    assert plan.completion.selection.from_rows is from_rows
 
 
 @pytest.mark.parametrize(
