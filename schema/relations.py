@@ -241,12 +241,14 @@ class ToOne(Generic[Parent, Child]):
         key: Callable[[Any], int | None],
         convert: Callable[[Child | None], Out],
         held: Callable[[Any], Out | None] | None = None,
+        rows: Rows | None = None,
     ) -> "OneField[Child, Out]":
         """The resolver of a field through this relation: the key read from the GraphQL object, the row converted.
 
-        `held` reads the related object a GraphQL object may have been made with (`OneField.held`).
+        `held` reads the related object a GraphQL object may have been made with (`OneField.held`);
+        `rows` reads its fields from the row (`Rows`), as `convert` makes them.
         """
-        return OneField(self, key, convert, held)
+        return OneField(self, key, convert, held, rows=rows)
 
     def hand_on_joined(self, loaders: "Loaders", parents: Sequence[Parent]) -> None:
         if self.joined is not None:
@@ -378,6 +380,8 @@ class OneField(Generic[Child, Out]):
     # The related object a parent already holds (made with it from a joined row), else None: no load.
     held: Callable[[Any], Out | None] | None = None
     narrower: Narrower | None = None
+    # How the compiled path reads the related object's fields from its row, if it may (`Rows`).
+    rows: Rows | None = None
 
     @property
     def metadata(self) -> dict[str, object]:
@@ -395,13 +399,26 @@ class OneField(Generic[Child, Out]):
             held = [self.held(parent) for parent in parents]
             if all(value is not None for value in held):
                 return held
-        keys, convert = [self.key(parent) for parent in parents], self.convert
+        return self._loaded(loaders, parents, self.convert)
 
-        def converted(rows: list[Child | None]) -> list[Out | None]:
+    def resolve_rows(
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+    ) -> list[Any] | Awaitable[list[Any]]:
+        """Each parent's related row (None without a key, or for a missing row): now when loaded, else awaitable."""
+        return self._loaded(loaders, parents, None)
+
+    def _loaded(
+        self, loaders: "Loaders", parents: Sequence[Any], convert: Callable[[Child | None], Any] | None
+    ) -> list[Any] | Awaitable[list[Any]]:
+        keys = [self.key(parent) for parent in parents]
+
+        def each(rows: list[Child | None]) -> list[Any]:
             found = iter(rows)
+            if convert is None:
+                return [None if key is None else next(found) for key in keys]
             return [None if key is None else convert(next(found)) for key in keys]
 
-        return then(self.relation.loader(loaders).load_many([key for key in keys if key is not None]), converted)
+        return then(self.relation.loader(loaders).load_many([key for key in keys if key is not None]), each)
 
 
 @dataclass(frozen=True, slots=True)

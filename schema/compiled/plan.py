@@ -60,7 +60,7 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
-from schema.relations import RELATION_FIELD, Each, Leaf, One, PageOfField, Reads, RelationField, Rows
+from schema.relations import RELATION_FIELD, Each, Leaf, One, OneField, PageOfField, Reads, RelationField, Rows
 
 # A field declared with `metadata={NOT_COMPILABLE: True}` sends every operation selecting it to graphql-core.
 NOT_COMPILABLE = "graphql_not_compilable"
@@ -238,7 +238,11 @@ class Compiler:
                 break
             relation = relation.narrower.field
         rows = None
-        if isinstance(relation, PageOfField) and relation.rows is not None and _readable(completion, relation.rows):
+        if (
+            isinstance(relation, PageOfField | OneField)
+            and relation.rows is not None
+            and _readable(completion, relation.rows)
+        ):
             _read_from_rows(completion, relation.rows)
             rows = relation.resolve_rows
         leaf = completion.kind == LEAF

@@ -43,9 +43,18 @@ if TYPE_CHECKING:
 UserRef = Annotated["User", strawberry.lazy("schema.users.types")]
 
 
+# The compiled path reads a category's plain fields from its row (`Rows`), as `Category.from_model` makes them.
+CATEGORY_ROWS = Rows(
+    {
+        "id": Leaf("id", id_encoder("Category")),
+        "name": Leaf("name"),
+        "slug": Leaf("slug"),
+        "description": Leaf("description"),
+    }
+)
 # Each relation field's resolver (schema/relations.py); a class defined further down is named in a lambda.
 _CATEGORY_PARENT = CATEGORY_PARENT.resolver(
-    key=lambda category: category.parent_id, convert=lambda row: Category.from_optional(row)
+    key=lambda category: category.parent_id, convert=lambda row: Category.from_optional(row), rows=CATEGORY_ROWS
 )
 _CATEGORY_CHILDREN = CATEGORY_CHILDREN.resolver(
     key=lambda category: category.pk, convert=lambda row: Category.from_model(row)
@@ -190,7 +199,9 @@ class Category(Node):
         return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
 
 
-_PRODUCT_CATEGORY = PRODUCT_CATEGORY.resolver(key=lambda product: product.category_id, convert=Category.from_optional)
+_PRODUCT_CATEGORY = PRODUCT_CATEGORY.resolver(
+    key=lambda product: product.category_id, convert=Category.from_optional, rows=CATEGORY_ROWS
+)
 
 
 @strawberry.type(description="Review statistics of a product.", directives=[INHERIT_MAX_AGE])

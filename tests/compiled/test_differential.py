@@ -143,6 +143,15 @@ def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
         ),
         (
             Case(
+                "categories read from rows",
+                """{ products(first: 6) { nodes { name category { __typename id name slug description }
+                     cat: category { name parent { id name } } } }
+                   categories { nodes { name parent { __typename id name slug } } } }""",
+            ),
+            COMPILED,
+        ),
+        (
+            Case(
                 "categories",
                 """{ __typename categories(topLevelOnly: true) { totalCount nodes { __typename id name description
                      children { name parent { slug } } products(first: 3) { nodes { name category { name } } } } } }""",

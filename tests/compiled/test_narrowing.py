@@ -33,14 +33,21 @@ CARDS = _PRODUCT_REVIEWS.narrower.field if _PRODUCT_REVIEWS.narrower is not None
 UNDATED = CARDS.narrower.field if CARDS is not None and CARDS.narrower is not None else None
 
 
-def _reviews_plan(document: str) -> FieldPlan:
-    """The compiled plan of the first `Product.reviews` field selected by the document."""
+def _reviews_plan(document: str, field: str = "reviews") -> FieldPlan:
+    """The compiled plan of the first `Product.reviews` (or other Product) field selected by the document."""
     executor: Any = Executor.build(SCHEMA._schema, parse(document), context_value=None)
     assert isinstance(executor, Executor)
     root = PlanCache(maxsize=4).root(document, executor.operation, executor, BINDINGS)
-    found = _find(root, "reviews")
+    found = _find(root, field)
     assert found is not None, document
     return found
+
+
+def test_top_products_reads_its_categories_from_their_rows() -> None:
+    assert _reviews_plan(top_products_document(), "category").rows is not None
+    # A category's parent is not among what its rows read: the categories are made as objects.
+    wider = "{ products(first: 3) { nodes { category { name parent { name } } } } }"
+    assert _reviews_plan(wider, "category").rows is None
 
 
 def _find(selection: Selection, name: str) -> FieldPlan | None:
