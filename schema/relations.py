@@ -47,6 +47,8 @@ Child = TypeVar("Child")
 Out = TypeVar("Out")
 # The metadata key under which a relation field's `RelationField` is found by the compiled path.
 RELATION_FIELD = "storefront_relation_field"
+# The metadata key under which a field's `RowsOf` is found by the compiled path.
+ROWS_OF = "storefront_rows_of"
 # True while the compiled path runs an operation (schema/compiled/run.py): it loads each relation for
 # all the parents of a level in one batch by itself, so a page needs no look-ahead (`warm_page`).
 LEVEL_BATCHES: ContextVar[bool] = ContextVar("storefront_level_batches", default=False)
@@ -55,6 +57,8 @@ LEVEL_BATCHES: ContextVar[bool] = ContextVar("storefront_level_batches", default
 # What a selection below a field may read: each GraphQL field name (aliases aside) it may select,
 # with what may be read below that field (None: anything).
 Reads = Mapping[str, "Reads | None"]
+# Each parent's key, when the caller read them (`Related`); None: the relation reads them from its parents.
+Keys = Sequence[Any] | None
 
 
 class RelationField(Protocol):
@@ -69,9 +73,12 @@ class RelationField(Protocol):
         """A leaner resolver of the field for the selections that read little enough below it."""
 
     def resolve_all(
-        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any], keys: Keys = None
     ) -> list[Any] | Awaitable[list[Any]]:
-        """The field's value for each parent (given its converted arguments): now when loaded, else awaitable."""
+        """The field's value for each parent (given its converted arguments): now when loaded, else awaitable.
+
+        `keys`: each parent's key, read by the caller (the parents are rows, `Related`); else the field reads them.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,13 @@ class Each:
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """A relation field (`RelationField`) of a row: resolved with the rows as its parents, each keyed by `key`."""
+
+    key: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Rows:
     """How the compiled path reads a type's fields straight from the rows a relation loads (`resolve_rows`).
 
@@ -123,7 +137,23 @@ class Rows:
     (schema/compiled/plan.py), and both answer as graphql-core does (tests/compiled/).
     """
 
-    fields: Mapping[str, Leaf | One | Each]
+    fields: Mapping[str, Leaf | One | Each | Related]
+
+
+@dataclass(frozen=True, slots=True)
+class RowsOf:
+    """A field's other resolver, for the compiled path: the rows its value is made of, read by `rows`.
+
+    `resolve` takes the field's `Info` and its converted arguments (by their Python names), as the
+    field's own resolver does, and gives (or awaits) what `rows` reads: a root connection's keyset page.
+    """
+
+    resolve: Callable[..., Any]
+    rows: Rows
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        return {ROWS_OF: self}
 
 
 def page_rows(node: Rows) -> Rows:
@@ -393,24 +423,29 @@ class OneField(Generic[Child, Out]):
         return self.relation.resolve(loaders, self.key(parent), self.convert)
 
     def resolve_all(
-        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any], keys: Keys = None
     ) -> list[Any] | Awaitable[list[Any]]:
-        if self.held is not None:
+        if self.held is not None and keys is None:
             held = [self.held(parent) for parent in parents]
             if all(value is not None for value in held):
                 return held
-        return self._loaded(loaders, parents, self.convert)
+        return self._loaded(loaders, parents, keys, self.convert)
 
     def resolve_rows(
-        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any], keys: Keys = None
     ) -> list[Any] | Awaitable[list[Any]]:
         """Each parent's related row (None without a key, or for a missing row): now when loaded, else awaitable."""
-        return self._loaded(loaders, parents, None)
+        return self._loaded(loaders, parents, keys, None)
 
     def _loaded(
-        self, loaders: "Loaders", parents: Sequence[Any], convert: Callable[[Child | None], Any] | None
+        self,
+        loaders: "Loaders",
+        parents: Sequence[Any],
+        keys: Keys,
+        convert: Callable[[Child | None], Any] | None,
     ) -> list[Any] | Awaitable[list[Any]]:
-        keys = [self.key(parent) for parent in parents]
+        if keys is None:
+            keys = [self.key(parent) for parent in parents]
 
         def each(rows: list[Child | None]) -> list[Any]:
             found = iter(rows)
@@ -438,11 +473,13 @@ class ManyField(Generic[Child, Out]):
         return self.relation.resolve(loaders, self.key(parent), self.convert)
 
     def resolve_all(
-        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any], keys: Keys = None
     ) -> list[Any] | Awaitable[list[Any]]:
         convert = self.convert
+        if keys is None:
+            keys = [self.key(parent) for parent in parents]
         return then(
-            self.relation.loader(loaders).load_many([self.key(parent) for parent in parents]),
+            self.relation.loader(loaders).load_many(list(keys)),
             lambda lists: [[convert(row) for row in rows] for rows in lists],
         )
 
@@ -468,11 +505,12 @@ class PageOfField(Generic[Child, NodeType]):
         return self.relation.resolve(loaders, self.key(parent), ordering, page, self.convert)
 
     def resolve_all(
-        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any], keys: Keys = None
     ) -> list[Any] | Awaitable[list[Any]]:
         ordering, page = self.page(**arguments)
         relation, convert, pages = self.relation, self.convert, self.relation.pages(loaders)
-        keys = [self.key(parent) for parent in parents]
+        if keys is None:
+            keys = [self.key(parent) for parent in parents]
         return then(
             pages.load_many([(key, ordering, page) for key in keys]),
             lambda loaded: [
@@ -481,11 +519,13 @@ class PageOfField(Generic[Child, NodeType]):
         )
 
     def resolve_rows(
-        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any]
+        self, loaders: "Loaders", parents: Sequence[Any], arguments: Mapping[str, Any], keys: Keys = None
     ) -> list[Any] | Awaitable[list[Any]]:
         """Each parent's page of rows, as `rows` reads them: now when loaded, else awaitable."""
         ordering, page = self.page(**arguments)
-        loaded = self.relation.pages(loaders).load_many([(self.key(parent), ordering, page) for parent in parents])
+        if keys is None:
+            keys = [self.key(parent) for parent in parents]
+        loaded = self.relation.pages(loaders).load_many([(key, ordering, page) for key in keys])
         return then(loaded, _as_they_are)
 
 

@@ -32,7 +32,7 @@ from schema.compiled.plan import (
     FieldPlan,
     Selection,
 )
-from schema.relations import Each, Leaf, One
+from schema.relations import Each, Leaf, One, Related
 
 if TYPE_CHECKING:
     from schema.compiled.run import Pending, Run, Task
@@ -112,15 +112,7 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
             return [f"value = {read}", _field_path(plan, key), *_store(index, plan, namespace)]
         return _leaf_store(index, plan, read, namespace)
     if plan.kind == RELATION:
-        # Resolved for every parent of the level at once, after the level is filled (Run.resolve_relations).
-        register = [
-            _field_path(plan, key),
-            f"out[{key}] = None",  # keeps the key's place in the response
-            f"relation = relations.get(p{index})",
-            "if relation is None:",
-            f"    relation = relations[p{index}] = Relation(p{index}, parent, [])",
-            "relation.parents.append((source, out, field_path))",
-        ]
+        register = _register(index, plan)
         held = _held(plan)
         if held is None:
             return register
@@ -133,7 +125,10 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
             f"    {_field_path(plan, key)}",
             *(f"    {line}" for line in _store(index, plan, namespace)),
         ]
-    call = f"run._call(p{index}, source, info)" if plan.kind == DIRECT else f"run._resolve(p{index}, source, info)"
+    call = f"run._resolve(p{index}, source, info)"
+    if plan.kind == DIRECT:
+        # A field with `RowsOf` gives the rows its selection is read from instead of its objects.
+        call = f"run._call{'_rows' if plan.rows_of is not None else ''}(p{index}, source, info)"
     return [
         f"field_path = Path(path, {key}, parent_name)",
         f"info = run.executor.build_resolve_info(p{index}.definition, p{index}.nodes, parent, field_path)",
@@ -145,6 +140,27 @@ def _field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[str]:
         "else:",
         *(f"    {line}" for line in _store(index, plan, namespace, info="info")),
     ]
+
+
+def _register(index: int, plan: FieldPlan) -> list[str]:
+    """Register `source` as a parent of the relation field, resolved for every parent of the level at once.
+
+    After the level is filled (`Run._resolve_relations`).
+    """
+    key = f"k{index}"
+    return [
+        _field_path(plan, key),
+        f"out[{key}] = None",  # keeps the key's place in the response
+        f"relation = relations.get(p{index})",
+        "if relation is None:",
+        f"    relation = relations[p{index}] = Relation(p{index}, parent, [])",
+        "relation.parents.append((source, out, field_path))",
+    ]
+
+
+def _fill_in(selection: Selection, namespace: dict[str, Any]) -> Fill:
+    """The fill of a selection below, for a generated function with this namespace."""
+    return fill_of(selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"])
 
 
 def _leaf_store(index: int, plan: FieldPlan, read: str, namespace: dict[str, Any]) -> list[str]:
@@ -174,31 +190,34 @@ def _row_field(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list[s
             namespace[f"r{index}"] = read.convert
             value = f"r{index}({value})"
         return _leaf_store(index, plan, value, namespace)
+    if isinstance(read, Related):
+        return _register(index, plan)  # its relation reads each row's key (`Related.key`)
     if isinstance(read, One) and completion.selection is not None:
-        namespace[f"f{index}"] = fill_of(
-            completion.selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"]
-        )
+        namespace[f"f{index}"] = _fill_in(completion.selection, namespace)
         # The object is read from the same row: it is never null.
         return [
+            _field_path(plan, key),
             "placed = {}",
-            f"f{index}(run, source, placed, None, following, waiting, pending)",
+            f"f{index}(run, source, placed, field_path, following, waiting, pending)",
             f"out[{key}] = placed",
         ]
     inner = completion.inner
     if isinstance(read, Each) and inner is not None and inner.selection is not None:
-        namespace[f"f{index}"] = fill_of(inner.selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"])
+        namespace[f"f{index}"] = _fill_in(inner.selection, namespace)
+        item_path = "Path(field_path, position, None)" if plan.path else "None"
         return [
             f"value = {_read(index, read.attribute, namespace)}",
             "if value is None:",
             "    raise Bail" if completion.non_null else f"    out[{key}] = None",
             "else:",
+            f"    {_field_path(plan, key)}",
             "    items = []",
-            "    for item in value:",
+            "    for position, item in enumerate(value):",
             "        if item is None:",
             "            raise Bail" if inner.non_null else "            items.append(None)",
             "        else:",
             "            placed = {}",
-            f"            f{index}(run, item, placed, None, following, waiting, pending)",
+            f"            f{index}(run, item, placed, {item_path}, following, waiting, pending)",
             "            items.append(placed)",
             f"    out[{key}] = items",
         ]
@@ -216,17 +235,15 @@ def _store(index: int, plan: FieldPlan, namespace: dict[str, Any], info: str = "
     key, completion = f"k{index}", plan.completion
     slow = f"run._complete(c{index}, value, p{index}, parent, field_path, {info}, following)"
     inner = completion.inner
-    if plan.rows is not None and completion.selection is not None:
-        # The relation's value is the rows its selection is read from (`Rows`): filled now, as they are.
-        namespace[f"f{index}"] = fill_of(
-            completion.selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"]
-        )
+    if (plan.rows is not None or plan.rows_of is not None) and completion.selection is not None:
+        # The field's value is the rows its selection is read from (`Rows`): filled now, as they are.
+        namespace[f"f{index}"] = _fill_in(completion.selection, namespace)
         return [
             "if value is None:",
             "    raise Bail" if completion.non_null else f"    out[{key}] = None",
             "else:",
             "    placed = {}",
-            f"    f{index}(run, value, placed, None, following, waiting, pending)",
+            f"    f{index}(run, value, placed, field_path, following, waiting, pending)",
             f"    out[{key}] = placed",
         ]
     if completion.kind == OBJECT and completion.selection is not None:
@@ -300,7 +317,7 @@ def _place_now(
 ) -> str:
     """The statement placing `value` into `placed`: filled now (`_fills_now`), or queued for the next level."""
     if plan.kind in (ATTRIBUTE, RELATION) and _fills_now(selection):
-        namespace[f"f{index}"] = fill_of(selection, namespace["_leaf"], namespace["Bail"], namespace["Relation"])
+        namespace[f"f{index}"] = _fill_in(selection, namespace)
         return f"f{index}(run, {value}, placed, {path}, following, waiting, pending)"
     return f"following.append((s{index}, {value}, placed, {path}))"
 

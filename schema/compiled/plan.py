@@ -11,7 +11,9 @@ order, and decides once per field:
 - a relation field (a `RelationField` in its metadata, schema/relations.py) is resolved for every
   parent of its level at once, by the relation's `resolve_all`; when its whole selection reads only
   what the relation's `Rows` read, by its `resolve_rows` instead, and the selection is filled from
-  those rows as they are (`Selection.from_rows`), without a GraphQL object per row;
+  those rows as they are (`Selection.from_rows`), without a GraphQL object per row; a relation
+  field of such a row is resolved with the rows as parents (`Related`); a field with a `RowsOf` in its
+  metadata (the root `products`) is resolved to rows the same way, by it instead of its resolver;
 - any other field calls its real (Strawberry-wrapped) resolver with graphql-core's own resolve info;
 - its value is completed by a `Completion` tree (non-null, list, leaf, object, abstract type) that
   follows graphql-core's `complete_value`.
@@ -60,7 +62,20 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
-from schema.relations import RELATION_FIELD, Each, Leaf, One, OneField, PageOfField, Reads, RelationField, Rows
+from schema.relations import (
+    RELATION_FIELD,
+    ROWS_OF,
+    Each,
+    Leaf,
+    One,
+    OneField,
+    PageOfField,
+    Reads,
+    Related,
+    RelationField,
+    Rows,
+    RowsOf,
+)
 
 # A field declared with `metadata={NOT_COMPILABLE: True}` sends every operation selecting it to graphql-core.
 NOT_COMPILABLE = "graphql_not_compilable"
@@ -146,10 +161,12 @@ class FieldPlan:
     complete: Callable[..., None] | None = None
     # Whether anything reads this field's response path (and so the paths below it); see the module doc.
     path: bool = True
-    # RELATION whose selection is read from the rows it loads (`Rows`): the relation's `resolve_rows`.
+    # Its value is rows its selection is read from (`Rows`): a RELATION's by its relation's `resolve_rows`,
+    # a DIRECT field's by its `RowsOf` (`rows_of`), called instead of its resolver.
     rows: Callable[..., list[Any] | Awaitable[list[Any]]] | None = None
+    rows_of: RowsOf | None = None
     # A field of a selection read from rows (`Selection.from_rows`): how it is read.
-    read: Leaf | One | Each | None = None
+    read: Leaf | One | Each | Related | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -237,7 +254,7 @@ class Compiler:
             if not _reads_within(completion, relation.narrower.reads):
                 break
             relation = relation.narrower.field
-        rows = None
+        rows, rows_of = None, None
         if (
             isinstance(relation, PageOfField | OneField)
             and relation.rows is not None
@@ -245,6 +262,12 @@ class Compiler:
         ):
             _read_from_rows(completion, relation.rows)
             rows = relation.resolve_rows
+        elif kind == DIRECT and isinstance(strawberry_field, StrawberryField):
+            rows_of = strawberry_field.metadata.get(ROWS_OF)
+            if isinstance(rows_of, RowsOf) and _readable(completion, rows_of.rows):
+                _read_from_rows(completion, rows_of.rows)
+            else:
+                rows_of = None
         leaf = completion.kind == LEAF
         literal = not any(_reads_variable(argument.value) for argument in nodes[0].arguments or ())
         return FieldPlan(
@@ -261,6 +284,7 @@ class Compiler:
             literal,
             relation=relation,
             rows=rows,
+            rows_of=rows_of,
         )
 
     def _completion(self, type_: GraphQLOutputType, details: list[FieldDetails]) -> Completion:
@@ -315,7 +339,8 @@ def _reads_within(completion: Completion, reads: Reads) -> bool:
 def _readable(completion: Completion, rows: Rows) -> bool:
     """Whether every field of the object selection below a field is read from rows by `rows` (and the same below).
 
-    A field with arguments, or with permission classes (a RESOLVER), is not: its value is its resolver's.
+    A field with arguments, or with permission classes (a RESOLVER), is not: its value is its resolver's;
+    a relation field read as `Related` is, whatever its arguments and selection.
     """
     selection = completion.selection
     if completion.kind != OBJECT or selection is None:
@@ -324,7 +349,14 @@ def _readable(completion: Completion, rows: Rows) -> bool:
         if plan.kind == TYPENAME:
             continue
         read = rows.fields.get(plan.nodes[0].name.value)
-        if read is None or plan.kind not in (ATTRIBUTE, DIRECT, RELATION) or plan.has_arguments:
+        if read is None or plan.kind not in (ATTRIBUTE, DIRECT, RELATION):
+            return False
+        if isinstance(read, Related):
+            # Resolved by its relation, with the rows as parents: its own arguments and selection are its own.
+            if plan.kind != RELATION:
+                return False
+            continue
+        if plan.has_arguments:
             return False
         below = plan.completion
         if isinstance(read, Leaf):

@@ -39,7 +39,7 @@ from schema.compiled.plan import (
     FieldPlan,
     Selection,
 )
-from schema.relations import LEVEL_BATCHES
+from schema.relations import LEVEL_BATCHES, Related
 
 ResolveInfo = GraphQLResolveInfo[Any]
 # Argument values a resolver cannot change in place (UNSET: Strawberry's mark of an argument left out).
@@ -129,7 +129,12 @@ class Run:
                     self._complete_relation(entry, value, following)
                 else:
                     out, plan, parent, field_path, info = entry
-                    out[plan.key] = self._complete(plan.completion, value, plan, parent, field_path, info, following)
+                    if plan.rows_of is not None:
+                        out[plan.key] = self._fill_rows(plan, value, field_path, following)
+                    else:
+                        out[plan.key] = self._complete(
+                            plan.completion, value, plan, parent, field_path, info, following
+                        )
         except Exception as exc:
             raise Bail from exc
         return following
@@ -145,7 +150,10 @@ class Run:
                 raise Bail  # pragma: no cover - the compiler makes every RELATION field so
             arguments = self._converted_arguments(plan, relation) if plan.has_arguments else NO_ARGUMENTS
             resolve = plan.rows or field.resolve_all  # rows for a selection read from them (`Rows`)
-            values = resolve(loaders, [source for source, _out, _path in relation.parents], arguments)
+            parents = [source for source, _out, _path in relation.parents]
+            read = plan.read  # the parents are rows, each keyed by `Related.key`
+            keys = [read.key(parent) for parent in parents] if isinstance(read, Related) else None
+            values = resolve(loaders, parents, arguments, keys)
             if self.is_awaitable(values):
                 waiting.append(values)
                 pending.append(relation)
@@ -207,10 +215,7 @@ class Run:
         if direct is None:
             raise Bail  # pragma: no cover - the compiler makes every DIRECT field so
         info = bindings.info_class(_raw_info=raw_info, _field=direct.field)
-        kwargs: dict[str, Any] = {}
-        if plan.has_arguments:
-            converted = plan.converted if plan.literal else self._converted.get(id(plan))
-            kwargs = self._convert(plan, info) if converted is None else dict(converted)
+        kwargs = self._kwargs(plan, info)
         args = [source] if direct.self_parameter else []
         if direct.parent is not None:
             kwargs[direct.parent] = source
@@ -219,6 +224,35 @@ class Run:
         if direct.info is not None:
             kwargs[direct.info] = info
         return direct.resolver(*args, **kwargs)
+
+    def _call_rows(self, plan: FieldPlan, source: Any, raw_info: ResolveInfo) -> Any:
+        """Call a field's `RowsOf` instead of its resolver: with the same `Info` and converted arguments."""
+        direct, rows_of = plan.direct, plan.rows_of
+        if direct is None or rows_of is None:
+            raise Bail  # pragma: no cover - the compiler gives `rows_of` to DIRECT fields only
+        info = self.bindings.info_class(_raw_info=raw_info, _field=direct.field)
+        return rows_of.resolve(info, **self._kwargs(plan, info))
+
+    def _kwargs(self, plan: FieldPlan, info: Any) -> dict[str, Any]:
+        """A resolver's converted arguments, by their Python names, in a dict of its own."""
+        if not plan.has_arguments:
+            return {}
+        converted = plan.converted if plan.literal else self._converted.get(id(plan))
+        return self._convert(plan, info) if converted is None else dict(converted)
+
+    def _fill_rows(self, plan: FieldPlan, value: Any, path: Path, following: list[Task]) -> dict[str, Any] | None:
+        """Fill a field's selection from the rows its `RowsOf` gave (awaited)."""
+        selection = plan.completion.selection
+        if selection is None:
+            raise Bail  # pragma: no cover - the compiler reads only an object's selection from rows
+        if value is None:
+            if plan.completion.non_null:
+                raise Bail
+            return None
+        placed: dict[str, Any] = {}
+        fill = selection.fill or fill_of(selection, _leaf, Bail, Relation)
+        fill(self, value, placed, path, following, [], [])
+        return placed
 
     def _arguments_of(self, plan: FieldPlan) -> dict[str, Any]:
         if not plan.has_arguments:

@@ -6,13 +6,15 @@ import strawberry
 
 from domains.common.exceptions import BadUserInputError
 from domains.common.ids import decode_typed_id
-from domains.common.keyset import page_request
+from domains.common.keyset import Page, page_request
 from domains.products import repository as products_repository
+from domains.products.models import ProductView
 from domains.products.repository import CATEGORY_ORDERING
 from schema.cache_control import CATEGORY_MAX_AGE, PRODUCT_MAX_AGE, CacheControl
 from schema.context import Info
 from schema.products.inputs import ProductFilter, ProductOrder
-from schema.products.types import Category, Product
+from schema.products.types import PRODUCT_ROWS, Category, Product
+from schema.relations import RowsOf, page_rows
 from schema.relay.connection import After, Before, Connection, First, Last
 
 ONE_OF_ID_OR_SLUG = "Pass exactly one of `id` and `slug`."
@@ -26,6 +28,23 @@ def _one_of(id_: strawberry.ID | None, slug: str | None) -> None:
         raise BadUserInputError(ONE_OF_ID_OR_SLUG)
 
 
+async def _product_rows(
+    info: Info,
+    filter: ProductFilter | None = None,
+    order_by: ProductOrder | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Page[ProductView]:
+    """`products` for the compiled path: the page of rows its edges and nodes are read from (`RowsOf`)."""
+    where = (filter or ProductFilter()).to_filter()
+    return await Product.list_page(info, where, order_by, first=first, after=after, last=last, before=before)
+
+
+PRODUCT_PAGE = RowsOf(_product_rows, page_rows(PRODUCT_ROWS))
+
+
 @strawberry.type
 class ProductsQuery:
     # A connection has no maxAge of its own (it follows its field), so the list fields say it; `product`
@@ -33,6 +52,7 @@ class ProductsQuery:
     @strawberry.field(
         description="The catalog, filtered and sorted; unpublished products only for staff.",
         directives=[CacheControl(max_age=PRODUCT_MAX_AGE)],
+        metadata=PRODUCT_PAGE.metadata,
     )
     async def products(
         self,

@@ -2,11 +2,12 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Optional, Self
 
 import strawberry
 
-from domains.common.keyset import page_request
+from domains.common.keyset import Page, page_request
 from domains.products import models
 from domains.products import repository as products_repository
 from schema.cache_control import (
@@ -31,7 +32,7 @@ from schema.products.loaders import (
     REVIEW_AUTHOR,
     REVIEW_PRODUCT,
 )
-from schema.relations import Leaf, Narrower, One, PageOf, PageOfField, Reads, Rows, warm_page
+from schema.relations import Leaf, Narrower, One, PageOf, PageOfField, Reads, Related, Rows, warm_page
 from schema.relay.connection import After, Before, Connection, First, Last
 from schema.relay.node import Node, id_encoder
 from schema.scalars import Money
@@ -199,6 +200,25 @@ class Category(Node):
         return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
 
 
+# A product's fields as the compiled path reads them from its row (`Rows`), as `from_model` makes them;
+# its category and reviews are its relations, keyed by the row's. Not its rating (an average of a count).
+PRODUCT_ROWS = Rows(
+    {
+        "id": Leaf("id", id_encoder("Product")),
+        "sku": Leaf("sku"),
+        "name": Leaf("name"),
+        "slug": Leaf("slug"),
+        "description": Leaf("description"),
+        "price": One(Rows({"amount": Leaf("price"), "currency": Leaf("currency")})),
+        "inStock": Leaf("in_stock"),
+        "createdAt": Leaf("created_at"),
+        "updatedAt": Leaf("updated_at"),
+        "stock": Leaf("stock"),
+        "isPublished": Leaf("is_published"),
+        "category": Related(attrgetter("category_id")),
+        "reviews": Related(attrgetter("id")),
+    }
+)
 _PRODUCT_CATEGORY = PRODUCT_CATEGORY.resolver(
     key=lambda product: product.category_id, convert=Category.from_optional, rows=CATEGORY_ROWS
 )
@@ -264,6 +284,26 @@ class Product(Node):
         return [cls.from_optional(row) for row in rows]
 
     @classmethod
+    async def list_page(
+        cls,
+        info: Info,
+        where: products_repository.ProductFilter,
+        order_by: ProductOrder | None,
+        *,
+        first: int | None,
+        after: str | None,
+        last: int | None,
+        before: str | None,
+    ) -> Page[models.ProductView]:
+        """One keyset page of the products the caller may see, what the query selects below it readied."""
+        ordering = order_by.to_ordering() if order_by else DEFAULT_PRODUCT_ORDER
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        async with info.context.db.read() as session:
+            rows = await products_repository.list_products(session, info.context.principal, where, ordering, page)
+        await warm_page(info, rows.rows, PRODUCT_RELATIONS)
+        return rows
+
+    @classmethod
     async def list_connection(
         cls,
         info: Info,
@@ -275,12 +315,8 @@ class Product(Node):
         last: int | None,
         before: str | None,
     ) -> Connection["Product"]:
-        ordering = order_by.to_ordering() if order_by else DEFAULT_PRODUCT_ORDER
-        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        rows = await cls.list_page(info, where, order_by, first=first, after=after, last=last, before=before)
         db, principal = info.context.db, info.context.principal
-        async with db.read() as session:
-            rows = await products_repository.list_products(session, principal, where, ordering, page)
-        await warm_page(info, rows.rows, PRODUCT_RELATIONS)
 
         async def count() -> int:
             async with db.read() as session:

@@ -143,6 +143,31 @@ def _cases(catalog: Catalog) -> list[tuple[Case, str]]:
         ),
         (
             Case(
+                "products read from rows",
+                """query Rows($first: Int, $filter: ProductFilter) {
+                     products(first: $first, filter: $filter, orderBy: {field: PRICE, direction: ASC}) { __typename
+                       edges { __typename node { ...P } }
+                       nodes { id sku slug description inStock updatedAt isPublished stock
+                               price { __typename amount currency } reviews(first: 1) { edges { node { body } } } } }
+                     more: products(last: 2) { nodes { n: name category { __typename id } } } }
+                   fragment P on Product { __typename id n: name createdAt
+                     category { id name parent { name } } reviews(first: 2) { nodes { rating } } }""",
+                {"first": 5, "filter": {"maxPrice": "5.00"}},
+                "Rows",
+            ),
+            COMPILED,
+        ),
+        (
+            Case(
+                "products beyond their rows",
+                """{ a: products(first: 3) { totalCount nodes { id } }
+                     b: products(first: 3) { pageInfo { hasNextPage endCursor } edges { cursor node { name } } }
+                     c: products(first: 3) { nodes { name rating { average count } } } }""",
+            ),
+            COMPILED,
+        ),
+        (
+            Case(
                 "categories read from rows",
                 """{ products(first: 6) { nodes { name category { __typename id name slug description }
                      cat: category { name parent { id name } } } }

@@ -43,6 +43,26 @@ def _reviews_plan(document: str, field: str = "reviews") -> FieldPlan:
     return found
 
 
+@pytest.mark.parametrize(
+    ("selection", "from_rows"),
+    [
+        ("edges { node { id name price { amount } category { name } reviews(first: 2) { nodes { rating } } } }", True),
+        ("__typename nodes { __typename sku stock isPublished createdAt updatedAt }", True),
+        ("totalCount nodes { id }", False),
+        ("edges { cursor node { id } }", False),
+        ("nodes { rating { average } }", False),
+    ],
+)
+def test_the_products_page_is_read_from_its_rows_when_its_selection_is(selection: str, from_rows: bool) -> None:
+    document = f"{{ products(first: 3) {{ {selection} }} }}"
+    executor: Any = Executor.build(SCHEMA._schema, parse(document), context_value=None)
+    root = PlanCache(maxsize=4).root(document, executor.operation, executor, BINDINGS)
+    products = root.fields[0]
+    assert (products.rows_of is not None) is from_rows
+    assert products.completion.selection is not None
+    assert products.completion.selection.from_rows is from_rows
+
+
 def test_top_products_reads_its_categories_from_their_rows() -> None:
     assert _reviews_plan(top_products_document(), "category").rows is not None
     # A category's parent is not among what its rows read: the categories are made as objects.

@@ -301,9 +301,9 @@ def resolved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     resolve_all = type(_HELD_AUTHOR).resolve_all
 
-    def counted(field: Any, loaders: Any, parents: Any, arguments: Any) -> Any:
+    def counted(field: Any, loaders: Any, parents: Any, arguments: Any, keys: Any = None) -> Any:
         calls.append(", ".join(str(parent.id) for parent in parents))
-        return resolve_all(field, loaders, parents, arguments)
+        return resolve_all(field, loaders, parents, arguments, keys)
 
     monkeypatch.setattr(type(_HELD_AUTHOR), "resolve_all", counted)
     return calls
