@@ -132,7 +132,10 @@ class BatchLoader(DataLoader[K, V]):
         """Whether these keys are distinct and none is held, queued or in flight."""
         cache, primed, grouped = self._cache, self._primed, self._grouped
         distinct = set(keys)
-        return len(distinct) == len(keys) and not any(
+        if len(distinct) != len(keys):
+            return False
+        # A loader's first load holds nothing yet: no key to look up (a page key hashes two objects in Python).
+        return not (cache or primed or grouped) or not any(
             key in cache or key in primed or key in grouped for key in distinct
         )
 
@@ -151,13 +154,20 @@ class BatchLoader(DataLoader[K, V]):
         Only the keys still in this group's hands: a key cleared meanwhile is not kept.
         """
         grouped = self._grouped
-        live = [index for index, key in enumerate(group.keys) if grouped.get(key) is group]
-        for index in live:
-            del grouped[group.keys[index]]
+        live: list[int] = []
+        for index, key in enumerate(group.keys):
+            owner = grouped.pop(key, None)
+            if owner is group:
+                live.append(index)
+            elif owner is not None:  # cleared, then grouped again by a later load: that group's
+                grouped[key] = owner
         if future.cancelled() or future.exception() is not None:
             return
         values = future.result()
         cache, primed = self._cache, self._primed
+        if not cache and not primed and len(live) == len(values):
+            primed.update(zip(group.keys, values, strict=True))  # nothing held to keep: all at once
+            return
         for index in live:
             key = group.keys[index]
             if key not in cache:

@@ -273,3 +273,20 @@ def test_a_loader_of_its_own_batch_function_is_refused() -> None:
         class Own(BatchLoader[int, int]):
             async def batch_load_fn(self, keys: list[int]) -> list[int]:
                 return keys
+
+
+async def test_a_key_cleared_and_grouped_again_belongs_to_its_later_group() -> None:
+    loader = Gated()
+    first = loader.load_many([1, 2])
+    await _dispatched()
+    loader.clear(2)
+    second = loader.load_many([2, 3])  # 2 is not held now: a group of its own
+    await _dispatched()
+    assert loader._grouped[2] is not loader._grouped.get(1)
+    loader.gate.set()
+    assert await first == [2, 4]
+    assert await second == [4, 6]
+    assert loader.batches == [[1, 2], [2, 3]]
+    await asyncio.sleep(0)  # a group's values are kept by its future's callback, run after the await of a done one
+    assert loader._grouped == {}
+    assert loader.load_many([1, 2, 3]).done()  # every value kept
