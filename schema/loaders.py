@@ -4,13 +4,13 @@ Each batch takes the request session once (`RequestDb.read()`), so a field selec
 parents costs one statement, not N.
 """
 
-from asyncio import Future, gather
+from asyncio import Future, gather, get_running_loop
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from functools import partial
 from typing import Any, Generic, Self, TypeAlias, TypeVar, cast
 
-from aiodataloader import DataLoader
+from aiodataloader import DataLoader, Loader, dispatch_queue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domains.common.keyset import Ordering, Page, PageRequest, to_page
@@ -48,7 +48,14 @@ class BatchLoader(DataLoader[K, V]):
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        # aiodataloader's `__init__`, less what it checks per instance that holds for every BatchLoader by
+        # construction (its `batch_load_fn` is a coroutine method, its keys their own cache keys): a
+        # ProductById request builds four loaders, and the coroutine-function check costs more than the
+        # rest. tests/test_loaders.py holds the attributes to a DataLoader's.
+        self.loop = get_running_loop()
+        self.get_cache_key = _same
+        self._cache = {}
+        self._queue: list[Loader] = []
         self._primed: dict[Hashable, V] = {}
         # The keys of groups queued or in flight, each with its group.
         self._grouped: dict[Hashable, _Group] = {}
@@ -59,6 +66,19 @@ class BatchLoader(DataLoader[K, V]):
             if own in cls.__dict__:
                 msg = f"{cls.__name__}: a BatchLoader's keys are their own cache keys; its batches are `load_batch`"
                 raise TypeError(msg)
+
+    def do_resolve_reject(self, key: K, future: "Future[V]") -> None:
+        """Queue the key; the first key queued schedules the batch for the loop's next turn.
+
+        As aiodataloader does, but scheduling the batch's one task directly: aiodataloader schedules a
+        task whose only work is to start the batch's task, two tasks per batch.
+        """
+        self._queue.append(Loader(key=key, future=future))
+        if len(self._queue) == 1:
+            if self.batch:
+                self.loop.call_soon(dispatch_queue, self)
+            else:
+                dispatch_queue(self)
 
     async def load_batch(self, keys: list[K]) -> list[V]:
         """Load the values of these keys (each once), in their order."""
@@ -226,6 +246,10 @@ class BatchLoader(DataLoader[K, V]):
         self._primed.clear()
         self._grouped.clear()
         return super().clear_all()
+
+
+def _same(key: Any) -> Any:
+    return key
 
 
 class _Group:

@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiodataloader import DataLoader
 
 from schema.loaders import BatchLoader
 
@@ -290,3 +291,33 @@ async def test_a_key_cleared_and_grouped_again_belongs_to_its_later_group() -> N
     await asyncio.sleep(0)  # a group's values are kept by its future's callback, run after the await of a done one
     assert loader._grouped == {}
     assert loader.load_many([1, 2, 3]).done()  # every value kept
+
+
+async def test_a_loader_is_built_as_aiodataloader_builds_one() -> None:
+    class Plain(DataLoader[int, int]):
+        async def batch_load_fn(self, keys: list[int]) -> list[int]:
+            return keys
+
+    plain, ours = Plain(), Doubling()
+    assert set(vars(ours)) - {"_primed", "_grouped", "batches"} == set(vars(plain))
+    assert ours.loop is plain.loop
+    assert (ours.batch, ours.max_batch_size, ours.cache) == (plain.batch, plain.max_batch_size, plain.cache)
+    assert ours.get_cache_key(7) == plain.get_cache_key(7) == 7
+
+
+async def test_a_batch_is_one_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    started: list[object] = []
+    create_task = loop.create_task
+
+    def counting(coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started.append(coro)
+        return create_task(coro, **kwargs)
+
+    monkeypatch.setattr(loop, "create_task", counting)
+    loader = Doubling()
+    first, second = loader.load(1), loader.load_many([2, 3])
+    assert await first == 2
+    assert await second == [4, 6]
+    assert loader.batches == [[1, 2, 3]]
+    assert len(started) == 1, started  # aiodataloader's own scheduling starts two
