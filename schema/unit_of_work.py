@@ -161,5 +161,4 @@ class RequestDb:
 
     async def _close(self) -> None:
         self._reading = False
-        await end_reads(self._session)
-        await self._session.close()
+        await end_reads(self._session, close=True)

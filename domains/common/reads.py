@@ -193,11 +193,25 @@ def _reads_swap(session: Session, transaction: SessionTransaction) -> None:
     session.info[_READS] = _Held(connection.connection, connection)
 
 
-async def end_reads(session: AsyncSession) -> None:
-    """Give the reads' connection back: one of the pool's to the pool; the session's is the session's to close."""
+async def end_reads(session: AsyncSession, *, close: bool = False) -> None:
+    """Give the reads' connection back: one of the pool's to the pool; the session's is the session's to close.
+
+    `close`: close the session too, in the same greenlet (each costs as much as a pool's checkin).
+    """
     held: _Held | None = session.info.pop(_READS, None)
-    if held is not None and held.sync is None:
-        await greenlet_spawn(held.pooled.close)
+    pooled = held.pooled if held is not None and held.sync is None else None
+    if close:
+        await greenlet_spawn(_give_back_and_close, pooled, session.sync_session)
+    elif pooled is not None:
+        await greenlet_spawn(pooled.close)
+
+
+def _give_back_and_close(pooled: PoolProxiedConnection | None, session: Session) -> None:
+    try:
+        if pooled is not None:
+            pooled.close()
+    finally:
+        session.close()
 
 
 async def select_rows(
