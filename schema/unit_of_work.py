@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from types import TracebackType
 from weakref import WeakKeyDictionary
 
 import structlog
@@ -21,26 +22,34 @@ logger = structlog.get_logger("schema.unit_of_work")
 PublishCommitted = Callable[[AsyncSession, Sequence[OutboxEvent]], Awaitable[None]]
 
 
-@asynccontextmanager
-async def _database_faults() -> AsyncIterator[None]:
-    """Turn the database being busy or unreachable into DatabaseUnavailableError (SERVICE_UNAVAILABLE).
+def _unavailable(exc: Exception) -> DatabaseUnavailableError | None:
+    """The database being busy or unreachable, as DatabaseUnavailableError (SERVICE_UNAVAILABLE); else None.
 
     Logged here, one line without a traceback: the error is the database's state, not a fault of
     ours, and an outage would otherwise write a traceback per request.
     """
+    if isinstance(exc, PoolTimeoutError):
+        metrics.DB_POOL_TIMEOUTS.inc()
+    state = database_state(exc)
+    if state is None:
+        return None
+    metrics.DB_UNAVAILABLE.labels(state).inc()
+    # The driver's own words only: SQLAlchemy's message adds the statement and its parameters.
+    detail = str(exc.orig if isinstance(exc, DBAPIError) else exc)[:200]
+    logger.warning("db.unavailable", state=state, error=type(exc).__name__, detail=detail)
+    return DatabaseUnavailableError(state)
+
+
+@asynccontextmanager
+async def _database_faults() -> AsyncIterator[None]:
+    """Raise the database being busy or unreachable as DatabaseUnavailableError (`_unavailable`)."""
     try:
         yield
     except Exception as exc:
-        if isinstance(exc, PoolTimeoutError):
-            metrics.DB_POOL_TIMEOUTS.inc()
-        state = database_state(exc)
-        if state is None:
+        unavailable = _unavailable(exc)
+        if unavailable is None:
             raise
-        metrics.DB_UNAVAILABLE.labels(state).inc()
-        # The driver's own words only: SQLAlchemy's message adds the statement and its parameters.
-        detail = str(exc.orig if isinstance(exc, DBAPIError) else exc)[:200]
-        logger.warning("db.unavailable", state=state, error=type(exc).__name__, detail=detail)
-        raise DatabaseUnavailableError(state) from exc
+        raise unavailable from exc
 
 
 # SQLite takes one writer at a time. Its own queue is the busy timeout: a waiting writer sleeps and
@@ -75,25 +84,13 @@ class RequestDb:
         self._reading = False
         self._on_commit = on_commit
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
         """Lend the session for reads; its connection stays checked out until `release()` or `close()`.
 
         Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot
         anyway, and it spares each request a BEGIN and a ROLLBACK round trip.
         """
-        async with self._lock:
-            try:
-                async with _database_faults():
-                    if not self._reading:
-                        await begin_reads(self._session)
-                        self._reading = True
-                    yield self._session
-            except DatabaseUnavailableError:
-                # The connection may be dead: give it back (the pool discards an invalidated one), so
-                # that the request's next read checks one out afresh instead of failing on this one.
-                await self._discard()
-                raise
+        return _Read(self)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -151,6 +148,20 @@ class RequestDb:
             if self._reading or self._session.in_transaction():
                 await self._close()  # else it holds no connection (never used, or released): nothing to give back
 
+    async def _failed_read(self, exc: BaseException) -> BaseException:
+        """What a read that raised `exc` raises: the database away as DatabaseUnavailableError, else `exc`.
+
+        With the database away the connection may be dead: it is given back (the pool discards an
+        invalidated one), so that the request's next read checks one out afresh instead of failing on it.
+        """
+        if not isinstance(exc, Exception):
+            return exc  # a cancellation: the request ends, and `close()` gives the connection back
+        unavailable = exc if isinstance(exc, DatabaseUnavailableError) else _unavailable(exc)
+        if unavailable is None:
+            return exc
+        await self._discard()
+        return unavailable
+
     async def _discard(self) -> None:
         self._reading = False
         for give_back in (end_reads, AsyncSession.close):
@@ -162,3 +173,44 @@ class RequestDb:
     async def _close(self) -> None:
         self._reading = False
         await end_reads(self._session, close=True)
+
+
+class _Read:
+    """`RequestDb.read()`: the lock, the reads' connection checked out by the first, the database's faults.
+
+    A class rather than generator-based context managers: two async generators per read, each
+    registered with the event loop, cost 3.2 us against 0.4 (a TopProducts request makes three reads).
+    """
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: RequestDb) -> None:
+        self.db = db
+
+    async def __aenter__(self) -> AsyncSession:
+        db = self.db
+        await db._lock.acquire()
+        try:
+            if not db._reading:
+                await begin_reads(db._session)
+                db._reading = True
+        except BaseException as exc:
+            try:
+                raised = await db._failed_read(exc)
+            finally:
+                db._lock.release()
+            if raised is exc:
+                raise
+            raise raised from exc
+        return db._session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        db = self.db
+        try:
+            raised = None if exc is None else await db._failed_read(exc)
+        finally:
+            db._lock.release()
+        if raised is not None and raised is not exc:
+            raise raised from exc

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError
@@ -70,7 +71,13 @@ def budget_client(principal: Principal, client_ip: str) -> str:
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+    return _iso_of(epoch) if epoch is not None else None
+
+
+@lru_cache(maxsize=256)
+def _iso_of(epoch: float) -> str:
+    """A window's end as ISO 8601: the same for every request of the window (a minute), made once."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def _limits_key(limits: Limits) -> Hashable:
