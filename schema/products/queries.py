@@ -69,7 +69,8 @@ class ProductsQuery:
         before: Before = None,
     ) -> Connection[Product]:
         where = (filter or ProductFilter()).to_filter()
-        return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
+        rows = await Product.list_page(info, where, order_by, first=first, after=after, last=last, before=before)
+        return Product.connection_of(info, where, rows)
 
     @strawberry.field(description="One product by id or slug; null when it does not exist or is not visible.")
     async def product(self, info: Info, id: NodeIdArg = None, slug: SlugArg = None) -> Product | None:

@@ -197,7 +197,8 @@ class Category(Node):
         before: Before = None,
     ) -> Connection["Product"]:
         where = (filter or ProductFilter()).to_filter(category_id=self.pk)
-        return await Product.list_connection(info, where, order_by, first=first, after=after, last=last, before=before)
+        rows = await Product.list_page(info, where, order_by, first=first, after=after, last=last, before=before)
+        return Product.connection_of(info, where, rows)
 
 
 # A product's fields as the compiled path reads them from its row (`Rows`), as `from_model` makes them;
@@ -304,18 +305,10 @@ class Product(Node):
         return rows
 
     @classmethod
-    async def list_connection(
-        cls,
-        info: Info,
-        where: products_repository.ProductFilter,
-        order_by: ProductOrder | None,
-        *,
-        first: int | None,
-        after: str | None,
-        last: int | None,
-        before: str | None,
+    def connection_of(
+        cls, info: Info, where: products_repository.ProductFilter, rows: Page[models.ProductView]
     ) -> Connection["Product"]:
-        rows = await cls.list_page(info, where, order_by, first=first, after=after, last=last, before=before)
+        """A page of `list_page` as its connection; the products `where` names are counted only when selected."""
         db, principal = info.context.db, info.context.principal
 
         async def count() -> int:
