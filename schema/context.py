@@ -108,5 +108,9 @@ class Context:
         self.refusal: UnauthenticatedError | ServiceUnavailableError | None = authentication.refusal
         self.loaders = Loaders.create(self.db, self.principal)
 
+    def renew_loaders(self) -> None:
+        """Drop every value the loaders hold: the operation runs again from nothing loaded."""
+        self.loaders = Loaders.create(self.db, self.principal)
+
 
 Info = strawberry.Info[Context, None]

@@ -91,8 +91,16 @@ class CompiledExecution(SchemaExtension):
         bindings = _bindings(schema)
         try:
             root = self.plans.root(query, executor.operation, executor, bindings)
+        except NotCompilable:
+            release_executor(executor)
+            return None
+        try:
             data = await Run(executor, bindings).execute(root)
-        except (NotCompilable, Bail):
+        except Bail:
+            # graphql-core answers from nothing loaded, as it does alone: with the attempt's values at
+            # hand its fields would finish in another order, and where an error nulls the whole `data`
+            # the other errors it still reports would differ (tests/compiled/test_bail_state.py).
+            execution.context.renew_loaders()
             return None
         finally:
             release_executor(executor)
